@@ -1,0 +1,143 @@
+import { mkdir, open, readdir, rename, rm, stat, unlink, readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { ArcaError, ArcaErrorCode, fromSystemError } from '../errors/arca-error.ts';
+import type { ObjectInfo, StorageBackend } from './storage-backend.ts';
+
+const TEMP_SUFFIX = '.tmp';
+
+/**
+ * A store on a local (or mounted) filesystem. Writes are atomic and durable: temp file in the same
+ * directory, fsync, rename, fsync of the directory — the pattern pnpm's store and restic use.
+ */
+export class FsBackend implements StorageBackend {
+  readonly location: string;
+  private readonly root: string;
+  private readonly knownDirs = new Set<string>();
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.location = this.root;
+  }
+
+  private resolve(name: string): string {
+    if (name.includes('..') || name.startsWith('/')) throw new ArcaError(ArcaErrorCode.InvalidArgument, `invalid object name: ${name}`);
+    return path.join(this.root, name);
+  }
+
+  async put(name: string, data: Uint8Array): Promise<void> {
+    const target = this.resolve(name);
+    const dir = path.dirname(target);
+    try {
+      if (!this.knownDirs.has(dir)) {
+        await mkdir(dir, { recursive: true });
+        this.knownDirs.add(dir);
+      }
+      const temp = `${target}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`;
+      const fh = await open(temp, 'wx', 0o600);
+      try {
+        await fh.writeFile(data);
+        await fh.sync();
+      } catch (err) {
+        await fh.close();
+        await unlink(temp).catch(() => undefined);
+        throw err;
+      }
+      await fh.close();
+      await rename(temp, target);
+      await syncDir(dir);
+    } catch (err) {
+      throw fromSystemError(err, name);
+    }
+  }
+
+  async get(name: string): Promise<Buffer> {
+    try {
+      return await readFile(this.resolve(name));
+    } catch (err) {
+      throw notFoundOr(err, name);
+    }
+  }
+
+  async getRange(name: string, offset: number, length: number): Promise<Buffer> {
+    let fh;
+    try {
+      fh = await open(this.resolve(name), 'r');
+    } catch (err) {
+      throw notFoundOr(err, name);
+    }
+    try {
+      const buf = Buffer.allocUnsafe(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      if (done !== length) {
+        throw new ArcaError(ArcaErrorCode.CorruptObject, `${name} is truncated: wanted ${length} bytes at offset ${offset}, got ${done}`);
+      }
+      return buf;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async stat(name: string): Promise<ObjectInfo | undefined> {
+    try {
+      const st = await stat(this.resolve(name));
+      return { name, size: st.size };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    const base = this.resolve(prefix);
+    yield* this.walk(base, prefix.replace(/\/$/, ''));
+  }
+
+  private async *walk(dir: string, rel: string): AsyncIterable<ObjectInfo> {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    for (const entry of entries) {
+      const childRel = rel ? `${rel}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) {
+        yield* this.walk(path.join(dir, entry.name), childRel);
+      } else if (entry.isFile() && !entry.name.endsWith(TEMP_SUFFIX)) {
+        const st = await stat(path.join(dir, entry.name)).catch(() => undefined);
+        if (st) yield { name: childRel, size: st.size };
+      }
+    }
+  }
+
+  async delete(name: string): Promise<void> {
+    await rm(this.resolve(name), { force: true });
+  }
+
+  async close(): Promise<void> {}
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } catch {
+    // some filesystems refuse fsync on directories; the rename is still atomic
+  } finally {
+    await fh.close();
+  }
+}
+
+function notFoundOr(err: unknown, name: string): unknown {
+  if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+    return new ArcaError(ArcaErrorCode.BlobNotFound, `object ${name} does not exist in the store`, { cause: err });
+  }
+  return err;
+}

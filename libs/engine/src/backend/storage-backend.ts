@@ -1,0 +1,32 @@
+/**
+ * The one interface every store location implements. Object names are the store layout's keys
+ * (`config`, `keys/<id>`, `packs/<2hex>/<id>`, `index/<id>`, `snapshots/<id>`, `locks/<id>`).
+ *
+ * Contract:
+ * - `put` is atomic: a reader sees either no object or the whole object, never a partial one,
+ *   including after a crash or a killed process.
+ * - `get` and `getRange` throw an ArcaError(BLOB_NOT_FOUND) for a missing object.
+ * - `list(prefix)` yields names of complete objects only (never temp files), in no fixed order.
+ */
+export interface ObjectInfo {
+  name: string;
+  size: number;
+}
+
+export interface StorageBackend {
+  /** human-readable location, without credentials */
+  readonly location: string;
+  put(name: string, data: Uint8Array): Promise<void>;
+  get(name: string): Promise<Buffer>;
+  getRange(name: string, offset: number, length: number): Promise<Buffer>;
+  stat(name: string): Promise<ObjectInfo | undefined>;
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  delete(name: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function listAll(backend: StorageBackend, prefix: string): Promise<ObjectInfo[]> {
+  const out: ObjectInfo[] = [];
+  for await (const item of backend.list(prefix)) out.push(item);
+  return out;
+}

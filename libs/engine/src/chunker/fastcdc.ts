@@ -1,0 +1,110 @@
+import { hkdfSha256 } from '@arca/crypto';
+
+/**
+ * FastCDC with normalized chunking (Xia et al., USENIX ATC'16) over a 32-bit gear hash.
+ *
+ * The gear table is derived from the store's chunker key, so chunk boundaries depend on a secret:
+ * an observer of chunk sizes cannot confirm that a known file is in the store.
+ *
+ * Cut rule, for a chunk starting at `s` with `n` bytes available:
+ *   - the first `minSize` bytes are skipped (never a boundary, not hashed);
+ *   - h = (h << 1) + gear[byte]  (32-bit wrapping), starting from h = 0 at s + minSize;
+ *   - until s + avgSize: cut after byte i when (h & maskS) == 0  (harder: avg bits + normalization)
+ *   - after that:        cut after byte i when (h & maskL) == 0  (easier: avg bits - normalization)
+ *   - a chunk never exceeds maxSize.
+ * Masks take the top bits of h, the ones that depend on the most recent 32 bytes.
+ */
+export interface ChunkerParams {
+  algorithm: 'fastcdc-v1';
+  minSize: number;
+  avgSize: number;
+  maxSize: number;
+  /** normalization level (FastCDC's NC), 0-3 */
+  normalization: number;
+}
+
+export const DEFAULT_CHUNKER_PARAMS: ChunkerParams = {
+  algorithm: 'fastcdc-v1',
+  minSize: 512 * 1024,
+  avgSize: 1024 * 1024,
+  maxSize: 8 * 1024 * 1024,
+  normalization: 2,
+};
+
+const GEAR_INFO = Buffer.from('arca/gear/v1');
+
+export function validateChunkerParams(p: ChunkerParams): void {
+  const pow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+  if (p.algorithm !== 'fastcdc-v1') throw new Error(`unknown chunker ${String(p.algorithm)}`);
+  if (!pow2(p.avgSize) || p.avgSize < 256 || p.avgSize > 2 ** 28) throw new Error('chunker avgSize must be a power of two between 256 B and 256 MiB');
+  if (!(p.minSize >= 64 && p.minSize < p.avgSize && p.avgSize < p.maxSize && p.maxSize <= 2 ** 30)) {
+    throw new Error('chunker sizes must satisfy 64 <= minSize < avgSize < maxSize <= 1 GiB');
+  }
+  if (!Number.isInteger(p.normalization) || p.normalization < 0 || p.normalization > 3) throw new Error('chunker normalization must be 0..3');
+}
+
+function topBitsMask(bits: number): number {
+  return bits >= 32 ? -1 : ((0xffffffff << (32 - bits)) | 0);
+}
+
+export class FastCdc {
+  readonly params: ChunkerParams;
+  private readonly gear: Int32Array;
+  private readonly maskS: number;
+  private readonly maskL: number;
+
+  constructor(chunkerKey: Uint8Array, params: ChunkerParams = DEFAULT_CHUNKER_PARAMS) {
+    validateChunkerParams(params);
+    this.params = params;
+    const bytes = hkdfSha256(chunkerKey, Buffer.alloc(0), GEAR_INFO, 256 * 4);
+    this.gear = new Int32Array(256);
+    for (let i = 0; i < 256; i++) this.gear[i] = bytes.readInt32LE(i * 4);
+    const bits = Math.log2(params.avgSize);
+    this.maskS = topBitsMask(bits + params.normalization);
+    this.maskL = topBitsMask(bits - params.normalization);
+  }
+
+  /**
+   * Length of the next chunk of `data[start, end)`. When fewer than maxSize bytes are available the
+   * caller must pass `eof = true` only if no more data follows; otherwise it must supply more data
+   * first (see `needsMore`).
+   */
+  nextChunkLength(data: Uint8Array, start: number, end: number): number {
+    const { minSize, avgSize, maxSize } = this.params;
+    const available = end - start;
+    if (available <= minSize) return available;
+    const limit = start + Math.min(available, maxSize);
+    const normal = start + Math.min(available, avgSize);
+    const gear = this.gear;
+    const maskS = this.maskS;
+    const maskL = this.maskL;
+    let h = 0;
+    let i = start + minSize;
+    for (; i < normal; i++) {
+      h = ((h << 1) + gear[data[i]!]!) | 0;
+      if ((h & maskS) === 0) return i + 1 - start;
+    }
+    for (; i < limit; i++) {
+      h = ((h << 1) + gear[data[i]!]!) | 0;
+      if ((h & maskL) === 0) return i + 1 - start;
+    }
+    return limit - start;
+  }
+
+  /** True when a cut decision at `start` could change if more data arrived. */
+  needsMore(start: number, end: number): boolean {
+    return end - start < this.params.maxSize;
+  }
+
+  /** Split a complete buffer into chunk lengths (convenience for small inputs and tests). */
+  chunkLengths(data: Uint8Array): number[] {
+    const out: number[] = [];
+    let pos = 0;
+    while (pos < data.length) {
+      const len = this.nextChunkLength(data, pos, data.length);
+      out.push(len);
+      pos += len;
+    }
+    return out;
+  }
+}

@@ -1,0 +1,278 @@
+import { createHash } from 'node:crypto';
+import { AuthenticationError, deriveStoreKeys, generateMasterKey, hmacSha256, type Argon2idParams } from '@arca/crypto';
+import type { StorageBackend } from '../backend/storage-backend.ts';
+import { listAll } from '../backend/storage-backend.ts';
+import { ArcaError, ArcaErrorCode, isArcaError } from '../errors/arca-error.ts';
+import { BlobType, blobTypeName, openBlob, sealBlob } from '../format/blob-codec.ts';
+import type { PackEntry } from '../format/pack-format.ts';
+import { packObjectName } from '../format/pack-format.ts';
+import { FileKind, newFileKeyRef, openFile, readFileKeyRef, sealFile } from '../format/sealed-file.ts';
+import type { KeyProvider, KeyPurpose } from '../keys/key-provider.ts';
+import { LocalKeyProvider } from '../keys/key-provider.ts';
+import { addKeySlot, unlockMasterKey } from '../keys/key-slots.ts';
+import { Semaphore } from '../util/semaphore.ts';
+import { indexFileContent, MasterIndex, type IndexEntry, type IndexFileContent } from './master-index.ts';
+import { PackWriter } from './pack-writer.ts';
+import { newStoreConfig, parseConfig, signConfig, verifyConfig, type StoreConfig } from './store-config.ts';
+import type { ChunkerParams } from '../chunker/fastcdc.ts';
+
+export interface InitOptions {
+  passphrase: string;
+  chunker?: ChunkerParams;
+  packSize?: number;
+  zstdLevel?: number;
+  kdf?: Partial<Argon2idParams>;
+}
+
+export interface OpenOptions {
+  passphrase: string;
+  keySlot?: string;
+}
+
+const PACK_UPLOAD_CONCURRENCY = 2;
+/** Write an index file after this many packs, so an interrupted backup keeps what it uploaded. */
+const INDEX_FLUSH_PACKS = 32;
+
+/** An open, unlocked Arca store. */
+export class Store {
+  readonly index = new MasterIndex();
+  /** blobs sealed into a pack that is not yet uploaded and indexed */
+  private readonly inFlight = new Set<string>();
+  private pendingIndex = new Map<string, { id: string; entry: IndexEntry }[]>();
+  private pendingPacks = 0;
+  private readonly uploads = new Semaphore(PACK_UPLOAD_CONCURRENCY);
+  private readonly uploadPromises = new Set<Promise<void>>();
+  private uploadError: unknown;
+  private readonly treeCache = new Map<string, Buffer>();
+  readonly writers: Record<'data' | 'tree', PackWriter>;
+
+  readonly backend: StorageBackend;
+  readonly config: StoreConfig;
+  readonly keys: KeyProvider;
+  /** the key slot that unlocked the store (standalone mode) */
+  readonly keySlotId: string | undefined;
+
+  private constructor(backend: StorageBackend, config: StoreConfig, keys: KeyProvider, keySlotId: string | undefined) {
+    this.backend = backend;
+    this.config = config;
+    this.keys = keys;
+    this.keySlotId = keySlotId;
+    this.writers = { data: new PackWriter(this, BlobType.Data), tree: new PackWriter(this, BlobType.Tree) };
+  }
+
+  static async init(backend: StorageBackend, options: InitOptions): Promise<Store> {
+    if (await backend.stat('config')) {
+      throw new ArcaError(ArcaErrorCode.StoreExists, `a store already exists at ${backend.location}`, { hint: 'use it as it is, or choose another location' });
+    }
+    const config = newStoreConfig(options);
+    const masterKey = generateMasterKey();
+    const storeKeys = deriveStoreKeys(masterKey, Buffer.from(config.id, 'hex'));
+    const slotId = await addKeySlot(backend, config.id, masterKey, options.passphrase, { kdf: options.kdf ?? {} });
+    masterKey.fill(0);
+    const signed = signConfig(config, storeKeys.macKey);
+    // config last: a store without config is not a store, so a crash during init leaves nothing usable
+    await backend.put('config', Buffer.from(JSON.stringify(signed, null, 2)));
+    return new Store(backend, signed, new LocalKeyProvider(storeKeys), slotId);
+  }
+
+  static async readConfig(backend: StorageBackend): Promise<StoreConfig> {
+    let bytes: Buffer;
+    try {
+      bytes = await backend.get('config');
+    } catch (err) {
+      if (isArcaError(err, ArcaErrorCode.BlobNotFound)) {
+        throw new ArcaError(ArcaErrorCode.StoreNotFound, `no Arca store at ${backend.location}`, {
+          hint: 'check --store / ARCA_STORE, or create one with `arca init`',
+        });
+      }
+      throw err;
+    }
+    return parseConfig(bytes);
+  }
+
+  static async open(backend: StorageBackend, options: OpenOptions): Promise<Store> {
+    const config = await Store.readConfig(backend);
+    if (config.keyCustody.type !== 'passphrase') {
+      throw new ArcaError(ArcaErrorCode.UnsupportedFormat, 'this store is managed by a key proxy', { hint: 'open it with the key proxy settings' });
+    }
+    const { masterKey, slotId } = await unlockMasterKey(backend, config.id, options.passphrase, options.keySlot);
+    const storeKeys = deriveStoreKeys(masterKey, Buffer.from(config.id, 'hex'));
+    masterKey.fill(0);
+    verifyConfig(config, storeKeys.macKey);
+    return new Store(backend, config, new LocalKeyProvider(storeKeys), slotId);
+  }
+
+  /** Open with an external key provider (a key proxy): the engine never sees the master key. */
+  static async openWithProvider(backend: StorageBackend, keys: KeyProvider): Promise<Store> {
+    const config = await Store.readConfig(backend);
+    verifyConfig(config, keys.agentKeys.macKey);
+    return new Store(backend, config, keys, undefined);
+  }
+
+  /** Re-read the master key for key-slot management (standalone stores only). */
+  async masterKeyFor(passphrase: string): Promise<Buffer> {
+    return (await unlockMasterKey(this.backend, this.config.id, passphrase, this.keySlotId)).masterKey;
+  }
+
+  blobId(plaintext: Uint8Array): Buffer {
+    return hmacSha256(this.keys.agentKeys.macKey, plaintext);
+  }
+
+  // ---- sealed files ----
+
+  async writeSealedFile(prefix: 'index' | 'snapshots' | 'locks', kind: FileKind, content: unknown): Promise<string> {
+    const ref = newFileKeyRef(kind);
+    const [key] = await this.keys.fileKeys([ref], 'write');
+    const bytes = sealFile(ref, key!, Buffer.from(JSON.stringify(content)));
+    const id = createHash('sha256').update(bytes).digest('hex');
+    await this.backend.put(`${prefix}/${id}`, bytes);
+    return id;
+  }
+
+  async readSealedFile<T>(name: string, kind: FileKind, purpose: KeyPurpose = 'read'): Promise<T> {
+    const bytes = await this.backend.get(name);
+    const id = name.slice(name.lastIndexOf('/') + 1);
+    if (kind !== FileKind.Lock && createHash('sha256').update(bytes).digest('hex') !== id) {
+      throw new ArcaError(ArcaErrorCode.CorruptObject, `${name} is damaged: its content does not match its name`, {
+        hint: 'run `arca check`; restore the object from a copy of the store if you have one',
+      });
+    }
+    const ref = readFileKeyRef(bytes, kind, name);
+    const [key] = await this.keys.fileKeys([ref], purpose);
+    try {
+      return JSON.parse(openFile(ref, key!, bytes).toString('utf8')) as T;
+    } catch (err) {
+      if (err instanceof AuthenticationError) throw new ArcaError(ArcaErrorCode.CorruptObject, `${name} failed authentication (damaged or forged)`, { cause: err });
+      throw err;
+    }
+  }
+
+  // ---- index ----
+
+  async loadIndex(): Promise<void> {
+    const files = await listAll(this.backend, 'index/');
+    const sem = new Semaphore(8);
+    await Promise.all(
+      files.map((f) =>
+        sem.run(async () => {
+          const content = await this.readSealedFile<IndexFileContent>(f.name, FileKind.Index);
+          this.index.addFileContent(content, f.name);
+        }),
+      ),
+    );
+  }
+
+  hasBlob(id: string): boolean {
+    return this.index.has(id) || this.inFlight.has(id);
+  }
+
+  /** Reserve a new blob for writing: false when it is stored or already being written by someone else. */
+  claimBlob(id: string): boolean {
+    if (this.hasBlob(id)) return false;
+    this.inFlight.add(id);
+    return true;
+  }
+
+  // ---- writing blobs ----
+
+  /** Store a blob unless it already exists; returns its id. Trees and small blobs use this path. */
+  async saveBlob(type: BlobType, plaintext: Uint8Array): Promise<string> {
+    const id = this.blobId(plaintext);
+    const hex = id.toString('hex');
+    if (!this.claimBlob(hex)) return hex;
+    const [key] = await this.keys.blobKeys([id], 'write');
+    await this.addSealedBlob(type, id, sealBlob(key!, id, type, plaintext, this.config.compression.level));
+    return hex;
+  }
+
+  /** Add a sealed blob that the caller has claimed with `claimBlob`. */
+  async addSealedBlob(type: BlobType, id: Buffer, sealed: ReturnType<typeof sealBlob>): Promise<void> {
+    this.throwIfUploadFailed();
+    await this.writers[blobTypeName(type)].add(id, sealed);
+  }
+
+  /** Called by a PackWriter: upload with bounded concurrency, then index the pack's blobs. */
+  async uploadPack(packId: string, name: string, bytes: Buffer, entries: PackEntry[]): Promise<void> {
+    this.throwIfUploadFailed();
+    await this.uploads.acquire();
+    const p = (async () => {
+      try {
+        await this.backend.put(name, bytes);
+        const list = entries.map((e) => ({
+          id: e.id.toString('hex'),
+          entry: { packId, type: e.type, encoding: e.encoding, offset: e.offset, length: e.length, rawLength: e.rawLength },
+        }));
+        for (const { id, entry } of list) {
+          this.index.add(id, entry);
+          this.inFlight.delete(id);
+        }
+        this.pendingIndex.set(packId, list);
+        this.pendingPacks++;
+      } catch (err) {
+        this.uploadError ??= err;
+      } finally {
+        this.uploads.release();
+      }
+    })();
+    this.uploadPromises.add(p);
+    void p.finally(() => this.uploadPromises.delete(p));
+    if (this.pendingPacks >= INDEX_FLUSH_PACKS) await this.writePendingIndex();
+  }
+
+  private throwIfUploadFailed(): void {
+    if (this.uploadError) throw this.uploadError;
+  }
+
+  /** Flush both pack writers, wait for uploads, and write the index for everything uploaded. */
+  async flush(): Promise<void> {
+    await this.writers.data.flush();
+    await this.writers.tree.flush();
+    while (this.uploadPromises.size > 0) await Promise.all([...this.uploadPromises]);
+    this.throwIfUploadFailed();
+    await this.writePendingIndex();
+  }
+
+  private async writePendingIndex(): Promise<void> {
+    if (this.pendingIndex.size === 0) return;
+    const pending = this.pendingIndex;
+    this.pendingIndex = new Map();
+    this.pendingPacks = 0;
+    await this.writeSealedFile('index', FileKind.Index, indexFileContent(pending));
+  }
+
+  // ---- reading blobs ----
+
+  async readBlob(id: string, expectedType?: BlobType): Promise<Buffer> {
+    if (expectedType === BlobType.Tree) {
+      const cached = this.treeCache.get(id);
+      if (cached) return cached;
+    }
+    const entry = this.index.get(id);
+    if (!entry) {
+      throw new ArcaError(ArcaErrorCode.BlobNotFound, `blob ${id.slice(0, 12)} is not in the index`, { hint: 'run `arca check` to see which files are affected' });
+    }
+    if (expectedType !== undefined && entry.type !== expectedType) {
+      throw new ArcaError(ArcaErrorCode.CorruptObject, `blob ${id.slice(0, 12)} has type ${blobTypeName(entry.type)}, expected ${blobTypeName(expectedType)}`);
+    }
+    const sealed = await this.backend.getRange(packObjectName(entry.packId), entry.offset, entry.length);
+    const plain = await this.openSealedBlob(id, entry, sealed);
+    if (entry.type === BlobType.Tree) {
+      if (this.treeCache.size > 4096) this.treeCache.clear();
+      this.treeCache.set(id, plain);
+    }
+    return plain;
+  }
+
+  async openSealedBlob(id: string, entry: IndexEntry, sealed: Buffer): Promise<Buffer> {
+    const idBytes = Buffer.from(id, 'hex');
+    const [key] = await this.keys.blobKeys([idBytes], 'read');
+    try {
+      return openBlob(key!, idBytes, entry.type, entry.encoding, sealed, entry.rawLength);
+    } catch (err) {
+      throw new ArcaError(ArcaErrorCode.CorruptObject, `blob ${id.slice(0, 12)} in pack ${entry.packId.slice(0, 12)} is damaged (${err instanceof Error ? err.message : String(err)})`, {
+        hint: 'run `arca check --read-data` to list every damaged blob and the files it belongs to',
+        cause: err,
+      });
+    }
+  }
+}

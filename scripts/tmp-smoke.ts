@@ -1,0 +1,17 @@
+import { Store, FsBackend, backup, restore, resolveSnapshot } from '@arca/engine';
+import { rmSync, mkdirSync } from 'node:fs';
+const src = process.argv[2]!; const storeDir = '/tmp/arca-smoke/store'; const out = '/tmp/arca-smoke/out';
+rmSync('/tmp/arca-smoke', { recursive: true, force: true }); mkdirSync('/tmp/arca-smoke');
+let t = performance.now();
+const store = await Store.init(new FsBackend(storeDir), { passphrase: 'pw' });
+console.log('init', (performance.now() - t).toFixed(0), 'ms');
+t = performance.now();
+const r = await backup(store, { paths: [src] });
+console.log('backup', r.id.slice(0, 8), (performance.now() - t).toFixed(0), 'ms', JSON.stringify(r.snapshot.summary), r.warnings.length);
+const store2 = await Store.open(new FsBackend(storeDir), { passphrase: 'pw' });
+t = performance.now();
+const r2 = await backup(store2, { paths: [src] });
+console.log('backup2', (performance.now() - t).toFixed(0), 'ms', JSON.stringify(r2.snapshot.summary));
+t = performance.now();
+const res = await restore(store2, await resolveSnapshot(store2, 'latest'), { target: out });
+console.log('restore', (performance.now() - t).toFixed(0), 'ms', res.files, res.bytes, res.warnings.slice(0, 3));
