@@ -16,6 +16,9 @@ export function defaultArgon2idParams(): Argon2idParams {
 }
 
 const MIN_MEMORY_KIB = 8 * 1024;
+const MAX_MEMORY_KIB = 4 * 1024 * 1024;
+const MAX_ITERATIONS = 64;
+const MAX_PARALLELISM = 16;
 
 /**
  * Argon2id through node:crypto (OpenSSL, native, Node >= 24.7): an order of magnitude faster than a
@@ -25,6 +28,10 @@ export function argon2id(passphrase: string | Uint8Array, params: Argon2idParams
   if (params.name !== 'argon2id') throw new Error(`unsupported key derivation function: ${String(params.name)}`);
   if (params.memoryKiB < MIN_MEMORY_KIB || params.iterations < 1 || params.parallelism < 1) {
     throw new Error('refusing weak Argon2id parameters (memory >= 8 MiB, iterations >= 1)');
+  }
+  // Upper bounds: a key slot planted by someone with write access must not stall every unlock.
+  if (params.memoryKiB > MAX_MEMORY_KIB || params.iterations > MAX_ITERATIONS || params.parallelism > MAX_PARALLELISM) {
+    throw new Error('refusing Argon2id parameters above 4 GiB memory, 64 iterations or parallelism 16');
   }
   return argon2Sync('argon2id', {
     message: typeof passphrase === 'string' ? Buffer.from(passphrase, 'utf8') : passphrase,

@@ -117,6 +117,10 @@ export class FsBackend implements StorageBackend {
     }
   }
 
+  localPath(name: string): string {
+    return this.resolve(name);
+  }
+
   async delete(name: string): Promise<void> {
     await rm(this.resolve(name), { force: true });
   }

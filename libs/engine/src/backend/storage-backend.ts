@@ -23,6 +23,11 @@ export interface StorageBackend {
   list(prefix: string): AsyncIterable<ObjectInfo>;
   delete(name: string): Promise<void>;
   close(): Promise<void>;
+  /**
+   * For stores on a local filesystem: the path of an object, so worker threads can read packs
+   * directly instead of receiving bytes from the main thread. Undefined for remote backends.
+   */
+  localPath?(name: string): string | undefined;
 }
 
 export async function listAll(backend: StorageBackend, prefix: string): Promise<ObjectInfo[]> {

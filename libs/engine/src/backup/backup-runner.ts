@@ -1,9 +1,8 @@
-import { lstat, open, readdir, readFile, readlink } from 'node:fs/promises';
+import { lstatSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ArcaError, ArcaErrorCode } from '../errors/arca-error.ts';
-import { FastCdc } from '../chunker/fastcdc.ts';
 import { BlobType } from '../format/blob-codec.ts';
 import { FileKind } from '../format/sealed-file.ts';
 import { acquireLock } from '../store/lock-manager.ts';
@@ -13,12 +12,13 @@ import { encodeName, rawName, sortNodes, type TreeNode } from '../snapshot/tree.
 import { loadTree, saveTree } from '../snapshot/tree-io.ts';
 import { findSnapshots } from '../snapshot/snapshot-io.ts';
 import { Semaphore } from '../util/semaphore.ts';
+import { ByteBudget } from '../util/byte-budget.ts';
+import { ENGINE_VERSION } from '../version.ts';
 import { BlobWorkerPool, type HashedBatch } from './blob-worker-pool.ts';
+import { WorkerIoError } from '../util/worker-pool.ts';
 import { ExcludeRules } from './exclude-rules.ts';
 import { nodeFromStat } from './node-from-stat.ts';
 import { UserNames } from './user-names.ts';
-import { ByteBudget } from '../util/byte-budget.ts';
-import { ENGINE_VERSION } from '../version.ts';
 
 export interface BackupOptions {
   paths: string[];
@@ -29,7 +29,7 @@ export interface BackupOptions {
   hostname?: string;
   /** parent snapshot ID; default: the latest snapshot of the same host and paths */
   parent?: string;
-  /** force reading every file, ignoring the parent */
+  /** read every file, ignoring the parent snapshot */
   force?: boolean;
   workers?: number;
   onProgress?: (p: BackupProgress) => void;
@@ -39,6 +39,7 @@ export interface BackupOptions {
 export interface BackupProgress {
   files: number;
   dirs: number;
+  /** bytes of files finished, read or unchanged */
   bytesDone: number;
   bytesRead: number;
   bytesStored: number;
@@ -56,16 +57,20 @@ export interface BackupResult {
   warnings: BackupWarning[];
 }
 
-const MAX_FILES_IN_FLIGHT = 64;
+/** Files dispatched and not finished: bounds memory for tree nodes and promises. */
+const MAX_FILES_IN_FLIGHT = 1024;
+/** File content held in workers, not yet sealed. */
 const MAX_BYTES_IN_FLIGHT = 96 * 1024 * 1024;
+/** Small files are sent to a worker in batches, to keep per-message costs off the main thread. */
+const SMALL_BATCH_FILES = 64;
+const SMALL_BATCH_BYTES = 4 * 1024 * 1024;
 
 /** Snapshot one or more paths into a store. */
 export async function backup(store: Store, options: BackupOptions): Promise<BackupResult> {
   if (options.paths.length === 0) throw new ArcaError(ArcaErrorCode.InvalidArgument, 'nothing to back up: give at least one path');
   const lock = await acquireLock(store, false, 'backup');
   try {
-    const runner = new BackupRunner(store, options);
-    return await runner.run();
+    return await new BackupRunner(store, options).run();
   } finally {
     await lock.release();
   }
@@ -76,8 +81,20 @@ interface PathTrie {
   selected: boolean;
 }
 
+interface SmallBatch {
+  paths: Buffer[];
+  bytes: number;
+  waiters: { resolve: (ids: string[]) => void; reject: (err: unknown) => void }[];
+}
+
+/** Work that has been started: `done` settles when it completes. */
+interface Dispatched<T> {
+  done: Promise<T>;
+}
+
 class BackupRunner {
-  private readonly chunker: FastCdc;
+  private readonly store: Store;
+  private readonly options: BackupOptions;
   private readonly excludes: ExcludeRules;
   private readonly names = new UserNames();
   private readonly fileSlots = new Semaphore(MAX_FILES_IN_FLIGHT);
@@ -85,6 +102,7 @@ class BackupRunner {
   private pool!: BlobWorkerPool;
   private readonly warnings: BackupWarning[] = [];
   private readonly hardlinks = new Map<string, Promise<string[] | undefined>>();
+  private small: SmallBatch = { paths: [], bytes: 0, waiters: [] };
   private fatal: unknown;
   private readonly progress: BackupProgress = { files: 0, dirs: 0, bytesDone: 0, bytesRead: 0, bytesStored: 0 };
   private readonly stats: BackupSummary = {
@@ -92,35 +110,40 @@ class BackupRunner {
     bytesRead: 0, bytesTotal: 0, bytesNew: 0, bytesStored: 0, durationMs: 0,
   };
   private readonly segmentSize: number;
-
-  private readonly store: Store;
-  private readonly options: BackupOptions;
+  private readonly smallFileLimit: number;
 
   constructor(store: Store, options: BackupOptions) {
     this.store = store;
     this.options = options;
-    this.chunker = new FastCdc(store.keys.agentKeys.chunkerKey, store.config.chunker);
     this.excludes = new ExcludeRules(options.excludes, options.excludeFiles);
-    this.segmentSize = Math.max(16 * 1024 * 1024, 2 * store.config.chunker.maxSize);
+    this.segmentSize = Math.max(16 * 1024 * 1024, 4 * store.config.chunker.maxSize);
+    this.smallFileLimit = store.config.chunker.maxSize;
   }
 
   async run(): Promise<BackupResult> {
     const started = Date.now();
-    const paths = [...new Set(this.options.paths.map((p) => path.resolve(p)))].sort();
-    for (const p of paths) {
-      try {
-        await lstat(p);
-      } catch {
-        throw new ArcaError(ArcaErrorCode.SourceNotFound, `cannot back up ${p}: it does not exist or cannot be read`);
-      }
-    }
+    const paths = [...new Set(this.options.paths.map(canonicalSourcePath))].sort();
     await this.store.loadIndex();
     const hostname = this.options.hostname ?? os.hostname();
     const parent = this.options.force ? undefined : await this.findParent(hostname, paths);
-    this.pool = new BlobWorkerPool(this.store.keys.agentKeys.macKey, this.store.config.compression.level, this.options.workers);
+    const { agentKeys } = this.store.keys;
+    this.pool = new BlobWorkerPool(
+      { macKey: agentKeys.macKey, chunkerKey: agentKeys.chunkerKey, chunkerParams: this.store.config.chunker, zstdLevel: this.store.config.compression.level },
+      this.options.workers,
+    );
     let rootTree: string;
     try {
-      rootTree = await this.saveVirtualDir('/', buildTrie(paths), parent?.snapshot.tree);
+      const trie = buildTrie(paths);
+      if (trie.selected) {
+        // backing up `/` itself: the root directory is the snapshot's root tree
+        const root = await this.dispatchDir(Buffer.from('/'), parent?.snapshot.tree, lstatSync('/', { bigint: true }).dev);
+        this.flushSmallBatch();
+        const id = await root.done;
+        if (id === undefined) throw new ArcaError(ArcaErrorCode.SourceNotFound, 'cannot read /');
+        rootTree = id;
+      } else {
+        rootTree = await this.saveVirtualDir('/', trie, parent?.snapshot.tree);
+      }
       if (this.fatal) throw this.fatal;
       await this.store.flush();
     } finally {
@@ -146,16 +169,13 @@ class BackupRunner {
   }
 
   private async findParent(hostname: string, paths: string[]) {
-    if (this.options.parent) {
-      const [rec] = await findSnapshots(this.store, { ref: this.options.parent });
-      return rec;
-    }
-    const same = await findSnapshots(this.store, { hostname, paths });
-    return same.at(-1);
+    if (this.options.parent) return (await findSnapshots(this.store, { ref: this.options.parent }))[0];
+    return (await findSnapshots(this.store, { hostname, paths })).at(-1);
   }
 
   private warn(p: string, err: unknown): void {
-    const message = err instanceof Error ? ((err as NodeJS.ErrnoException).code ? `${(err as NodeJS.ErrnoException).code}: ${err.message}` : err.message) : String(err);
+    const code = (err as NodeJS.ErrnoException).code;
+    const message = err instanceof Error ? (code && !err.message.startsWith(code) ? `${code}: ${err.message}` : err.message) : String(err);
     const w = { path: p, message };
     this.warnings.push(w);
     this.options.onWarning?.(w);
@@ -172,11 +192,12 @@ class BackupRunner {
     const nodes: TreeNode[] = [];
     for (const [name, child] of [...trie.children].sort()) {
       const full = path.join(dir, name);
-      const st = await lstat(full, { bigint: true });
+      const st = lstatSync(full, { bigint: true });
       const node = nodeFromStat(Buffer.from(name), st, this.names);
       const parentNode = parentNodes.get(Buffer.from(name).toString('base64'));
       if (child.selected) {
         const entry = await this.dispatchEntry(Buffer.from(full), node, st, parentNode, st.dev);
+        this.flushSmallBatch();
         const done = await entry.done;
         if (done) nodes.push(done);
       } else {
@@ -199,27 +220,27 @@ class BackupRunner {
   }
 
   private async saveTree(nodes: TreeNode[]): Promise<string> {
-    const before = this.store.index.size;
+    const known = this.store.index.size;
     const id = await saveTree(this.store, sortNodes(nodes));
-    if (this.store.index.size !== before || !this.store.index.has(id)) this.stats.treeBlobsNew++;
+    if (this.store.index.size === known && !this.store.index.has(id)) this.stats.treeBlobsNew++;
     return id;
   }
 
-  /**
-   * Start backing up one entry. Resolves (after dispatching, not completing) to a promise of its
-   * tree node, so that siblings and other directories proceed concurrently.
-   */
+  /** Start backing up one entry; `done` gives its tree node (undefined when it was skipped). */
   private async dispatchEntry(full: Buffer, node: TreeNode, st: BigIntStats, parentNode: TreeNode | undefined, rootDev: bigint): Promise<Dispatched<TreeNode | undefined>> {
     if (this.fatal) throw this.fatal;
     switch (node.type) {
       case 'file': {
         this.stats.bytesTotal += node.size ?? 0;
-        await this.fileSlots.acquire();
+        if (!this.fileSlots.tryAcquire()) {
+          // everything in flight may be waiting for the batch being filled: send it before waiting
+          this.flushSmallBatch();
+          await this.fileSlots.acquire();
+        }
         return dispatched(this.backupFile(full, node, st, parentNode).finally(() => this.fileSlots.release()));
       }
       case 'dir': {
         this.stats.dirs++;
-        this.progress.dirs++;
         if (this.options.oneFileSystem && st.dev !== rootDev) {
           node.subtree = await this.saveTree([]);
           return dispatched(Promise.resolve(node));
@@ -229,8 +250,7 @@ class BackupRunner {
       }
       case 'symlink': {
         try {
-          const target = await readlink(full, { encoding: 'buffer' });
-          const enc = encodeName(target);
+          const enc = encodeName(readlinkSync(full, { encoding: 'buffer' }));
           node.target = enc.name;
           if (enc.nameRaw) node.targetRaw = enc.nameRaw;
           return dispatched(Promise.resolve(node));
@@ -244,11 +264,11 @@ class BackupRunner {
     }
   }
 
-  /** Dispatch a directory's entries; resolves to a promise of its tree ID (undefined if unreadable). */
+  /** Dispatch a directory's entries; `done` gives its tree ID (undefined if it could not be read). */
   private async dispatchDir(dir: Buffer, parentTree: string | undefined, rootDev: bigint): Promise<Dispatched<string | undefined>> {
     let names: Buffer[];
     try {
-      names = await readdir(dir, { encoding: 'buffer' });
+      names = readdirSync(dir, { encoding: 'buffer' });
     } catch (err) {
       this.warn(dir.toString(), err);
       return dispatched(Promise.resolve(undefined));
@@ -262,7 +282,7 @@ class BackupRunner {
       const full = isRoot ? Buffer.concat([sep, name]) : Buffer.concat([dir, sep, name]);
       let st: BigIntStats;
       try {
-        st = await lstat(full, { bigint: true });
+        st = lstatSync(full, { bigint: true });
       } catch (err) {
         this.warn(full.toString(), err);
         continue;
@@ -272,7 +292,7 @@ class BackupRunner {
       pending.push((await this.dispatchEntry(full, node, st, parentNodes.get(name.toString('base64')), rootDev)).done);
     }
     return dispatched(
-      Promise.all(pending).then(async (nodes) => {
+      Promise.all(pending).then((nodes) => {
         this.progress.dirs++;
         return this.saveTree(nodes.filter((n): n is TreeNode => n !== undefined));
       }),
@@ -280,126 +300,157 @@ class BackupRunner {
   }
 
   private async backupFile(full: Buffer, node: TreeNode, st: BigIntStats, parentNode: TreeNode | undefined): Promise<TreeNode | undefined> {
+    const size = node.size ?? 0;
     try {
       if (parentNode && unchanged(parentNode, node) && parentNode.content!.every((id) => this.store.hasBlob(id))) {
         this.stats.filesUnmodified++;
         this.progress.files++;
-        this.progress.bytesDone += node.size ?? 0;
+        this.progress.bytesDone += size;
         this.report();
         return { ...node, content: parentNode.content! };
       }
       let content: string[] | undefined;
       if (st.nlink > 1n) {
+        // hard links: read the content once, share the blob list
         const key = `${st.dev}:${st.ino}`;
         const first = this.hardlinks.get(key);
         if (first) content = await first;
         else {
-          const p = this.readFileContent(full, node.size ?? 0);
+          const p = this.readContent(full, size);
           this.hardlinks.set(key, p.catch(() => undefined));
           content = await p;
         }
       } else {
-        content = await this.readFileContent(full, node.size ?? 0);
+        content = await this.readContent(full, size);
       }
       if (!content) return undefined;
       if (parentNode) this.stats.filesChanged++;
       else this.stats.filesNew++;
       this.progress.files++;
+      this.progress.bytesDone += size;
       this.report(full.toString());
       return { ...node, content };
     } catch (err) {
-      if (err instanceof ArcaError || !(err as NodeJS.ErrnoException).code) {
-        this.fatal ??= err;
+      if (err instanceof WorkerIoError || (err as NodeJS.ErrnoException).code !== undefined && !(err instanceof ArcaError)) {
+        this.warn(full.toString(), err);
+        return undefined;
+      }
+      this.fatal ??= err;
+      throw err;
+    }
+  }
+
+  private readContent(full: Buffer, size: number): Promise<string[]> {
+    return size <= this.smallFileLimit ? this.queueSmallFile(full, size) : this.readLargeFile(full);
+  }
+
+  private queueSmallFile(full: Buffer, size: number): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      this.small.paths.push(full);
+      this.small.bytes += size;
+      this.small.waiters.push({ resolve, reject });
+      if (this.small.paths.length >= SMALL_BATCH_FILES || this.small.bytes >= SMALL_BATCH_BYTES) this.flushSmallBatch();
+    });
+  }
+
+  private flushSmallBatch(): void {
+    const batch = this.small;
+    if (batch.paths.length === 0) return;
+    this.small = { paths: [], bytes: 0, waiters: [] };
+    void this.processSmallBatch(batch).catch((err: unknown) => {
+      this.fatal ??= err;
+      for (const w of batch.waiters) w.reject(err);
+    });
+  }
+
+  private async processSmallBatch(batch: SmallBatch): Promise<void> {
+    await this.budget.acquire(batch.bytes);
+    try {
+      const hashed = await this.pool.hashFiles(batch.paths);
+      const ids = await this.storeHashed(hashed);
+      let pos = 0;
+      hashed.files.forEach((file, i) => {
+        const waiter = batch.waiters[i]!;
+        if (file.ok) {
+          this.stats.bytesRead += file.size;
+          this.progress.bytesRead += file.size;
+          waiter.resolve(ids.slice(pos, pos + file.chunks));
+          pos += file.chunks;
+        } else {
+          waiter.reject(new WorkerIoError(file.message, file.code));
+        }
+      });
+    } finally {
+      this.budget.release(batch.bytes);
+    }
+  }
+
+  /** Large files are read segment by segment; segments are hashed in order, sealed concurrently. */
+  private async readLargeFile(full: Buffer): Promise<string[]> {
+    const parts: Promise<string[]>[] = [];
+    const segment = this.segmentSize;
+    let offset = 0;
+    for (;;) {
+      if (this.fatal) throw this.fatal;
+      await this.budget.acquire(segment);
+      let hashed;
+      try {
+        hashed = await this.pool.hashSegment(full, offset, segment);
+      } catch (err) {
+        this.budget.release(segment);
         throw err;
       }
-      this.warn(full.toString(), err);
-      return undefined;
+      offset += hashed.consumed;
+      this.stats.bytesRead += hashed.consumed;
+      this.progress.bytesRead += hashed.consumed;
+      parts.push(settle(this.storeHashed(hashed).finally(() => this.budget.release(segment))));
+      if (hashed.eof || hashed.consumed === 0) break;
     }
+    return (await Promise.all(parts)).flat();
   }
 
-  /** Read, chunk and store a file's content; returns its data blob IDs. */
-  private async readFileContent(full: Buffer, expectedSize: number): Promise<string[]> {
-    if (expectedSize <= this.segmentSize) {
-      const data = await readFile(full);
-      this.progress.bytesRead += data.length;
-      this.stats.bytesRead += data.length;
-      const owned = data.byteOffset === 0 && data.buffer.byteLength === data.length;
-      return this.storeBatch(data, this.chunker.chunkLengths(data), owned);
+  /** Claim the chunks the store lacks, have them compressed + encrypted, and pack them. */
+  private async storeHashed(batch: HashedBatch): Promise<string[]> {
+    const hex = batch.ids.map((id) => id.toString('hex'));
+    const fresh: number[] = [];
+    hex.forEach((h, i) => {
+      if (this.store.claimBlob(h)) fresh.push(i);
+    });
+    if (fresh.length === 0) {
+      this.pool.drop(batch);
+      return hex;
     }
-    const fh = await open(full, 'r');
     try {
-      const batches: Promise<string[]>[] = [];
-      let buf = Buffer.allocUnsafeSlow(this.segmentSize);
-      let filled = 0;
-      let eof = false;
-      while (!eof) {
-        while (filled < buf.length) {
-          const { bytesRead } = await fh.read(buf, filled, buf.length - filled, null);
-          if (bytesRead === 0) {
-            eof = true;
-            break;
-          }
-          filled += bytesRead;
-          this.progress.bytesRead += bytesRead;
-          this.stats.bytesRead += bytesRead;
-        }
-        const lengths: number[] = [];
-        let pos = 0;
-        while (pos < filled && (eof || filled - pos >= this.store.config.chunker.maxSize)) {
-          const len = this.chunker.nextChunkLength(buf, pos, filled);
-          lengths.push(len);
-          pos += len;
-        }
-        const next = Buffer.allocUnsafeSlow(this.segmentSize);
-        buf.copy(next, 0, pos, filled);
-        if (pos > 0) batches.push(settle(this.storeBatch(buf.subarray(0, pos), lengths, true)));
-        filled -= pos;
-        buf = next;
-        if (this.fatal) throw this.fatal;
+      const ids = fresh.map((i) => batch.ids[i]!);
+      const keys = await this.store.keys.blobKeys(ids, 'write');
+      const sealed = await this.pool.seal(batch, fresh, keys, BlobType.Data);
+      for (let k = 0; k < fresh.length; k++) {
+        const s = sealed[k]!;
+        await this.store.addSealedBlob(BlobType.Data, ids[k]!, s);
+        this.stats.dataBlobsNew++;
+        this.stats.bytesNew += s.rawLength;
+        this.stats.bytesStored += s.bytes.length;
+        this.progress.bytesStored += s.bytes.length;
       }
-      return (await Promise.all(batches)).flat();
-    } finally {
-      await fh.close();
-    }
-  }
-
-  /** Hash a batch of chunks in a worker, then compress + encrypt + pack only the new ones. */
-  private async storeBatch(data: Buffer, lengths: number[], transfer: boolean): Promise<string[]> {
-    if (lengths.length === 0) return [];
-    const size = data.length;
-    await this.budget.acquire(size);
-    let batch: HashedBatch | undefined;
-    try {
-      batch = await this.pool.hash(data, lengths, transfer);
-      const hex = batch.ids.map((id) => id.toString('hex'));
-      const fresh: number[] = [];
-      hex.forEach((h, i) => {
-        if (this.store.claimBlob(h)) fresh.push(i);
-      });
-      if (fresh.length > 0) {
-        const ids = fresh.map((i) => batch!.ids[i]!);
-        const keys = await this.store.keys.blobKeys(ids, 'write');
-        const sealed = await this.pool.seal(batch, fresh, keys, BlobType.Data);
-        batch = undefined;
-        for (let k = 0; k < fresh.length; k++) {
-          const s = sealed[k]!;
-          await this.store.addSealedBlob(BlobType.Data, ids[k]!, s);
-          this.stats.dataBlobsNew++;
-          this.stats.bytesNew += s.rawLength;
-          this.stats.bytesStored += s.bytes.length;
-          this.progress.bytesStored += s.bytes.length;
-        }
-      }
-      this.progress.bytesDone += size;
-      this.report();
       return hex;
     } catch (err) {
       this.fatal ??= err;
       throw err;
-    } finally {
-      if (batch) this.pool.drop(batch);
-      this.budget.release(size);
     }
+  }
+}
+
+/**
+ * The absolute path to record: the parent directory with symlinks resolved (so every directory on
+ * the way is a real directory), the last component as given (a symlink is backed up as a symlink).
+ */
+function canonicalSourcePath(p: string): string {
+  const abs = path.resolve(p);
+  try {
+    lstatSync(abs);
+    return abs === '/' ? '/' : path.join(realpathSync(path.dirname(abs)), path.basename(abs));
+  } catch {
+    throw new ArcaError(ArcaErrorCode.SourceNotFound, `cannot back up ${abs}: it does not exist or cannot be read`, { hint: 'check the path' });
   }
 }
 
@@ -419,6 +470,7 @@ function buildTrie(paths: string[]): PathTrie {
   for (const p of paths) {
     let node = root;
     for (const part of p.split('/').filter(Boolean)) {
+      if (node.selected) break; // an ancestor is backed up whole
       let next = node.children.get(part);
       if (!next) {
         next = { children: new Map(), selected: false };
@@ -429,13 +481,7 @@ function buildTrie(paths: string[]): PathTrie {
     node.selected = true;
     node.children.clear();
   }
-  // a selected ancestor covers its descendants
   return root;
-}
-
-/** Work that has been started: `done` settles when it completes. */
-interface Dispatched<T> {
-  done: Promise<T>;
 }
 
 function dispatched<T>(p: Promise<T>): Dispatched<T> {

@@ -1,11 +1,24 @@
 import type { BlobEncoding } from '../format/blob-codec.ts';
 
+/**
+ * Messages between the backup runner and its blob workers. Workers read files themselves, so the
+ * main thread never touches file content: it walks, deduplicates, fetches keys and writes packs.
+ */
 export type WorkerRequest =
-  | { op: 'hash'; seq: number; data: Uint8Array; lengths: number[] }
+  /** read, chunk and hash whole (small) files; the data stays in the worker until seal/drop */
+  | { op: 'hashFiles'; seq: number; paths: Uint8Array[] }
+  /** read up to `length` bytes of a file at `offset`, chunk and hash the complete chunks */
+  | { op: 'hashSegment'; seq: number; path: Uint8Array; offset: number; length: number }
+  /** compress + encrypt chunks of a hashed batch (indices into its flat chunk list) */
   | { op: 'seal'; seq: number; indices: number[]; ids: Uint8Array[]; keys: Uint8Array[]; type: number }
   | { op: 'drop'; seq: number };
 
+export type FileHashResult =
+  | { ok: true; size: number; chunks: number }
+  | { ok: false; code: string | undefined; message: string };
+
 export type WorkerResponse =
-  | { op: 'hashed'; seq: number; ids: Uint8Array }
-  | { op: 'sealed'; seq: number; sealed: { encoding: BlobEncoding; rawLength: number; bytes: Uint8Array }[] }
-  | { op: 'error'; seq: number; message: string };
+  /** `ids` holds 32 bytes per chunk, files in order */
+  | { op: 'hashedFiles'; seq: number; files: FileHashResult[]; ids: Uint8Array }
+  | { op: 'hashedSegment'; seq: number; chunks: number; consumed: number; eof: boolean; bytesRead: number; ids: Uint8Array }
+  | { op: 'sealed'; seq: number; sealed: { encoding: BlobEncoding; rawLength: number; bytes: Uint8Array }[] };

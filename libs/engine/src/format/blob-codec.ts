@@ -37,11 +37,30 @@ export interface SealedBlob {
   bytes: Buffer;
 }
 
-/** Compress with zstd unless it does not shrink the blob by at least 1/32, then encrypt. */
+const SAMPLE_BYTES = 8 * 1024;
+const SAMPLE_MIN_INPUT = 64 * 1024;
+
+/**
+ * Cheap test for incompressible data (media, archives, encrypted files): compress 3 samples at the
+ * fastest level; if they do not shrink by 1/16, compressing the whole blob would be wasted work.
+ */
+function looksIncompressible(data: Uint8Array): boolean {
+  if (data.length < SAMPLE_MIN_INPUT) return false;
+  const mid = (data.length >> 1) - (SAMPLE_BYTES >> 1);
+  const sample = Buffer.concat([
+    data.subarray(0, SAMPLE_BYTES),
+    data.subarray(mid, mid + SAMPLE_BYTES),
+    data.subarray(data.length - SAMPLE_BYTES),
+  ]);
+  const out = zstdCompressSync(sample, { params: { [constants.ZSTD_c_compressionLevel]: 1 } });
+  return out.length > sample.length - (sample.length >> 4);
+}
+
+/** Compress with zstd unless the data looks incompressible or shrinks by less than 1/32, then encrypt. */
 export function sealBlob(key: Uint8Array, id: Uint8Array, type: BlobType, plaintext: Uint8Array, zstdLevel: number): SealedBlob {
   let encoding: BlobEncoding = BlobEncoding.Raw;
   let body: Uint8Array = plaintext;
-  if (zstdLevel > 0 && plaintext.length >= 64) {
+  if (zstdLevel > 0 && plaintext.length >= 64 && !looksIncompressible(plaintext)) {
     const compressed = zstdCompressSync(plaintext, { params: { [constants.ZSTD_c_compressionLevel]: zstdLevel } });
     if (compressed.length < plaintext.length - (plaintext.length >> 5)) {
       encoding = BlobEncoding.Zstd;

@@ -1,4 +1,4 @@
-import { deriveBlobKey, deriveFileKey, type AgentKeys, type StoreKeys } from '@arca/crypto';
+import { BlobKeyDeriver, deriveFileKey, type AgentKeys, type StoreKeys } from '@arca/crypto';
 import type { FileKeyRef } from '../format/sealed-file.ts';
 
 /** Why keys are requested: a key proxy issues write keys only to backup-class jobs. */
@@ -19,14 +19,16 @@ export interface KeyProvider {
 export class LocalKeyProvider implements KeyProvider {
   readonly agentKeys: AgentKeys;
   private readonly dataKey: Buffer;
+  private readonly blobKeyDeriver: BlobKeyDeriver;
 
   constructor(keys: StoreKeys) {
     this.agentKeys = { macKey: keys.macKey, chunkerKey: keys.chunkerKey };
     this.dataKey = keys.dataKey;
+    this.blobKeyDeriver = new BlobKeyDeriver(keys.dataKey);
   }
 
   async blobKeys(ids: readonly Buffer[]): Promise<Buffer[]> {
-    return ids.map((id) => deriveBlobKey(this.dataKey, id));
+    return ids.map((id) => this.blobKeyDeriver.derive(id));
   }
 
   async fileKeys(refs: readonly FileKeyRef[]): Promise<Buffer[]> {

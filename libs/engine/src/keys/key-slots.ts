@@ -79,6 +79,7 @@ export async function unlockMasterKey(
   storeId: string,
   passphrase: string,
   slotId?: string,
+  accept: (masterKey: Buffer) => boolean = () => true,
 ): Promise<{ masterKey: Buffer; slotId: string }> {
   const names = slotId ? [`keys/${slotId}`] : (await listAll(backend, 'keys/')).map((o) => o.name);
   if (names.length === 0) throw new ArcaError(ArcaErrorCode.CorruptObject, 'the store has no key slots', { hint: 'restore the keys/ folder from a copy of the store' });
@@ -88,7 +89,8 @@ export async function unlockMasterKey(
     const kek = argon2id(passphrase, file.kdf);
     try {
       const masterKey = aeadOpen(kek, Buffer.from(file.wrappedKey, 'base64'), slotAd(storeId, file.kdf));
-      return { masterKey, slotId: id };
+      if (accept(masterKey)) return { masterKey, slotId: id };
+      masterKey.fill(0);
     } catch (err) {
       if (!(err instanceof AuthenticationError)) throw err;
     } finally {

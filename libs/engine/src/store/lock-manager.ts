@@ -41,14 +41,26 @@ export class LockHandle {
     this.store = store;
     this.name = name;
     this.content = content;
-    this.timer = setInterval(() => void this.refresh(), LOCK_REFRESH_MS);
+    this.timer = setInterval(() => {
+      this.refreshing = this.refresh().catch(() => {
+        // the store is unreachable: keep the old lock; it goes stale only after LOCK_STALE_MS
+      });
+    }, LOCK_REFRESH_MS);
     this.timer.unref();
   }
+
+  private refreshing: Promise<void> = Promise.resolve();
 
   private async refresh(): Promise<void> {
     if (this.released) return;
     const old = this.name;
-    this.name = await writeLock(this.store, { ...this.content, time: new Date().toISOString() });
+    const fresh = await writeLock(this.store, { ...this.content, time: new Date().toISOString() });
+    if (this.released) {
+      // release() ran while we were writing: do not leave the new lock behind
+      await this.store.backend.delete(fresh).catch(() => undefined);
+      return;
+    }
+    this.name = fresh;
     await this.store.backend.delete(old).catch(() => undefined);
   }
 
@@ -56,6 +68,7 @@ export class LockHandle {
     if (this.released) return;
     this.released = true;
     clearInterval(this.timer);
+    await this.refreshing;
     await this.store.backend.delete(this.name);
   }
 }

@@ -1,4 +1,4 @@
-import { BlobEncoding, BlobType, blobTypeName, parseBlobType } from '../format/blob-codec.ts';
+import { BlobEncoding, type BlobType, blobTypeName, parseBlobType } from '../format/blob-codec.ts';
 import { ArcaError, ArcaErrorCode } from '../errors/arca-error.ts';
 
 /** Where a blob lives. */
@@ -41,6 +41,15 @@ export class MasterIndex {
       this.blobs.set(id, entry);
       this.packBlobs.set(entry.packId, (this.packBlobs.get(entry.packId) ?? 0) + 1);
     }
+  }
+
+  /** Take over another index's content in one synchronous step, so readers never see a half-built index. */
+  replaceWith(other: MasterIndex): void {
+    if (other === this) return;
+    this.blobs.clear();
+    this.packBlobs.clear();
+    for (const [id, entry] of other.blobs) this.blobs.set(id, entry);
+    for (const [packId, n] of other.packBlobs) this.packBlobs.set(packId, n);
   }
 
   packIds(): string[] {

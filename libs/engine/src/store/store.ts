@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { AuthenticationError, deriveStoreKeys, generateMasterKey, hmacSha256, type Argon2idParams } from '@arca/crypto';
+import { createHash, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import { AuthenticationError, deriveStoreKeys, type StoreKeys, generateMasterKey, type Argon2idParams } from '@arca/crypto';
 import type { StorageBackend } from '../backend/storage-backend.ts';
 import { listAll } from '../backend/storage-backend.ts';
 import { ArcaError, ArcaErrorCode, isArcaError } from '../errors/arca-error.ts';
@@ -30,6 +30,7 @@ export interface OpenOptions {
 }
 
 const PACK_UPLOAD_CONCURRENCY = 2;
+const TREE_ID_PREFIX = Buffer.from('arca/tree/v1\0');
 /** Write an index file after this many packs, so an interrupted backup keeps what it uploaded. */
 const INDEX_FLUSH_PACKS = 32;
 
@@ -39,6 +40,10 @@ export class Store {
   /** blobs sealed into a pack that is not yet uploaded and indexed */
   private readonly inFlight = new Set<string>();
   private pendingIndex = new Map<string, { id: string; entry: IndexEntry }[]>();
+  /** pending index content whose index file is being written right now */
+  private readonly indexWrites = new Set<Map<string, { id: string; entry: IndexEntry }[]>>();
+  /** one per running loadIndex: collects index content written while it lists and reads */
+  private readonly indexLoads = new Set<MasterIndex>();
   private pendingPacks = 0;
   private readonly uploads = new Semaphore(PACK_UPLOAD_CONCURRENCY);
   private readonly uploadPromises = new Set<Promise<void>>();
@@ -51,12 +56,14 @@ export class Store {
   readonly keys: KeyProvider;
   /** the key slot that unlocked the store (standalone mode) */
   readonly keySlotId: string | undefined;
+  private readonly macKeyObject: KeyObject;
 
   private constructor(backend: StorageBackend, config: StoreConfig, keys: KeyProvider, keySlotId: string | undefined) {
     this.backend = backend;
     this.config = config;
     this.keys = keys;
     this.keySlotId = keySlotId;
+    this.macKeyObject = createSecretKey(keys.agentKeys.macKey);
     this.writers = { data: new PackWriter(this, BlobType.Data), tree: new PackWriter(this, BlobType.Tree) };
   }
 
@@ -95,11 +102,21 @@ export class Store {
     if (config.keyCustody.type !== 'passphrase') {
       throw new ArcaError(ArcaErrorCode.UnsupportedFormat, 'this store is managed by a key proxy', { hint: 'open it with the key proxy settings' });
     }
-    const { masterKey, slotId } = await unlockMasterKey(backend, config.id, options.passphrase, options.keySlot);
-    const storeKeys = deriveStoreKeys(masterKey, Buffer.from(config.id, 'hex'));
-    masterKey.fill(0);
-    verifyConfig(config, storeKeys.macKey);
-    return new Store(backend, config, new LocalKeyProvider(storeKeys), slotId);
+    const storeIdBytes = Buffer.from(config.id, 'hex');
+    let storeKeys: StoreKeys | undefined;
+    // A slot that decrypts but yields keys that do not authenticate the config is not ours (an
+    // attacker may have added it): keep trying the others.
+    const { slotId } = await unlockMasterKey(backend, config.id, options.passphrase, options.keySlot, (masterKey) => {
+      const keys = deriveStoreKeys(masterKey, storeIdBytes);
+      try {
+        verifyConfig(config, keys.macKey);
+        storeKeys = keys;
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    return new Store(backend, config, new LocalKeyProvider(storeKeys!), slotId);
   }
 
   /** Open with an external key provider (a key proxy): the engine never sees the master key. */
@@ -111,11 +128,27 @@ export class Store {
 
   /** Re-read the master key for key-slot management (standalone stores only). */
   async masterKeyFor(passphrase: string): Promise<Buffer> {
-    return (await unlockMasterKey(this.backend, this.config.id, passphrase, this.keySlotId)).masterKey;
+    const storeIdBytes = Buffer.from(this.config.id, 'hex');
+    const accept = (mk: Buffer) => {
+      try {
+        verifyConfig(this.config, deriveStoreKeys(mk, storeIdBytes).macKey);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    return (await unlockMasterKey(this.backend, this.config.id, passphrase, undefined, accept)).masterKey;
   }
 
-  blobId(plaintext: Uint8Array): Buffer {
-    return hmacSha256(this.keys.agentKeys.macKey, plaintext);
+  /**
+   * Blob ID = HMAC-SHA256(K_mac, plaintext) for data, HMAC-SHA256(K_mac, "arca/tree/v1\0" ||
+   * plaintext) for trees: the prefix keeps the two ID spaces apart, so a file whose content equals
+   * a tree's encoding can never be confused with that tree.
+   */
+  blobId(plaintext: Uint8Array, type: BlobType = BlobType.Data): Buffer {
+    const mac = createHmac('sha256', this.macKeyObject);
+    if (type === BlobType.Tree) mac.update(TREE_ID_PREFIX);
+    return mac.update(plaintext).digest();
   }
 
   // ---- sealed files ----
@@ -149,17 +182,35 @@ export class Store {
 
   // ---- index ----
 
+  /**
+   * (Re)load the index from the store. The in-memory index is rebuilt, not added to: blobs that a
+   * prune removed since the last load must be forgotten, or a backup through a long-lived Store
+   * would deduplicate against deleted blobs. Blobs this Store uploaded itself stay known even when
+   * their index file is not in the listing yet (still pending, being written, or written meanwhile).
+   */
   async loadIndex(): Promise<void> {
-    const files = await listAll(this.backend, 'index/');
-    const sem = new Semaphore(8);
-    await Promise.all(
-      files.map((f) =>
-        sem.run(async () => {
-          const content = await this.readSealedFile<IndexFileContent>(f.name, FileKind.Index);
-          this.index.addFileContent(content, f.name);
-        }),
-      ),
-    );
+    const fresh = new MasterIndex();
+    const writtenMeanwhile = new MasterIndex();
+    this.indexLoads.add(writtenMeanwhile);
+    try {
+      const files = await listAll(this.backend, 'index/');
+      const sem = new Semaphore(8);
+      await Promise.all(
+        files.map((f) =>
+          sem.run(async () => {
+            const content = await this.readSealedFile<IndexFileContent>(f.name, FileKind.Index);
+            fresh.addFileContent(content, f.name);
+          }),
+        ),
+      );
+      for (const pending of [this.pendingIndex, ...this.indexWrites]) {
+        for (const list of pending.values()) for (const { id, entry } of list) fresh.add(id, entry);
+      }
+      for (const [id, entry] of writtenMeanwhile.entries()) fresh.add(id, entry);
+      this.index.replaceWith(fresh);
+    } finally {
+      this.indexLoads.delete(writtenMeanwhile);
+    }
   }
 
   hasBlob(id: string): boolean {
@@ -177,7 +228,7 @@ export class Store {
 
   /** Store a blob unless it already exists; returns its id. Trees and small blobs use this path. */
   async saveBlob(type: BlobType, plaintext: Uint8Array): Promise<string> {
-    const id = this.blobId(plaintext);
+    const id = this.blobId(plaintext, type);
     const hex = id.toString('hex');
     if (!this.claimBlob(hex)) return hex;
     const [key] = await this.keys.blobKeys([id], 'write');
@@ -237,7 +288,15 @@ export class Store {
     const pending = this.pendingIndex;
     this.pendingIndex = new Map();
     this.pendingPacks = 0;
-    await this.writeSealedFile('index', FileKind.Index, indexFileContent(pending));
+    this.indexWrites.add(pending);
+    try {
+      await this.writeSealedFile('index', FileKind.Index, indexFileContent(pending));
+      for (const load of this.indexLoads) {
+        for (const list of pending.values()) for (const { id, entry } of list) load.add(id, entry);
+      }
+    } finally {
+      this.indexWrites.delete(pending);
+    }
   }
 
   // ---- reading blobs ----

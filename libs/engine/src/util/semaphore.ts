@@ -7,6 +7,15 @@ export class Semaphore {
     this.available = count;
   }
 
+  /** Take a slot if one is free right now. */
+  tryAcquire(): boolean {
+    if (this.available > 0) {
+      this.available--;
+      return true;
+    }
+    return false;
+  }
+
   async acquire(): Promise<void> {
     if (this.available > 0) {
       this.available--;
