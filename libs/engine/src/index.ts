@@ -18,6 +18,24 @@ export type { Tree, TreeNode, NodeType } from './snapshot/tree.ts';
 export { rawName } from './snapshot/tree.ts';
 export { loadTree, findNode, walkTree, type WalkEntry } from './snapshot/tree-io.ts';
 export { listSnapshots, findSnapshots, resolveSnapshot, type SnapshotFilter } from './snapshot/snapshot-io.ts';
+export { ExcludeRules } from './backup/exclude-rules.ts';
 export { backup, type BackupOptions, type BackupProgress, type BackupResult, type BackupWarning } from './backup/backup-runner.ts';
 export { restore, type RestoreOptions, type RestoreProgress, type RestoreResult } from './restore/restorer.ts';
 export { ENGINE_VERSION } from './version.ts';
+export { check, type CheckOptions, type CheckProgress, type CheckResult, type CheckError, type DamagedBlob } from './check/checker.ts';
+export {
+  applyRetention,
+  forget,
+  groupSnapshots,
+  isoWeek,
+  validatePolicy,
+  type RetentionPolicy,
+  type RetentionDecision,
+  type SnapshotGroup,
+  type ForgetOptions,
+  type ForgetResult,
+} from './retention/forget-policy.ts';
+export { prune, type PruneOptions, type PruneProgress, type PruneResult, type PruneStep } from './retention/pruner.ts';
+export { diffSnapshots, diffStats, type SnapshotChange, type ChangeKind, type DiffStats } from './diff/snapshot-diff.ts';
+export { findInSnapshots, compileFindPatterns, type FindMatch } from './find/snapshot-find.ts';
+export { compileGlob, globMatch } from './find/glob.ts';

@@ -8,7 +8,7 @@ import { FsBackend } from '../src/backend/fs-backend.ts';
 import { MemBackend } from '../src/backend/mem-backend.ts';
 import { parseS3Url, S3Backend, type S3BackendOptions } from '../src/backend/s3-backend.ts';
 import { listAll } from '../src/backend/storage-backend.ts';
-import { startS3rver, type S3rverServer } from '../../../test/support/s3rver-server.ts';
+import { startS3rver, type S3rverServer } from '@arca/test-support';
 import { describeBackendConformance, expectArcaError } from './backend-conformance.ts';
 
 async function tempDir(): Promise<string> {

@@ -1,8 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import { chmodSync, linkSync, mkdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ArcaErrorCode, backup, FsBackend, isArcaError, resolveSnapshot, restore, Store, walkTree, listSnapshots } from '../src/index.ts';
+import { ArcaErrorCode, backup, findNode, FsBackend, isArcaError, resolveSnapshot, restore, Store, walkTree, listSnapshots } from '../src/index.ts';
 import { describeTree, newStore, reopen, tempDir, TEST_KDF } from './support/engine-fixtures.ts';
 
 let tmp: { dir: string; cleanup: () => void };
@@ -73,7 +74,9 @@ describe('backup and restore', () => {
     expect(second.snapshot.parent).toBe(first.id);
     expect(second.snapshot.summary!.bytesRead).toBe(0);
     expect(second.snapshot.summary!.dataBlobsNew).toBe(0);
-    expect(second.snapshot.tree).toBe(first.snapshot.tree);
+    // the directory's tree is the same blob (the root differs: it records /tmp's own metadata)
+    const s2 = await reopen(storeDir);
+    expect((await findNode(s2, second.snapshot.tree, src))!.subtree).toBe((await findNode(s2, first.snapshot.tree, src))!.subtree);
 
     writeFileSync(path.join(src, 'docs/readme.txt'), 'changed content\n');
     const third = await backup(await reopen(storeDir), { paths: [src] });
@@ -178,6 +181,31 @@ describe('backup and restore', () => {
       const out = path.join(tmp.dir, `out-${path.basename(dir)}`);
       await restore(s, await resolveSnapshot(s, rec.id), { target: out, subPath: dir });
       expect(describeTree(out)).toEqual(describeTree(dir));
+    }
+  });
+
+  const canMount = process.getuid?.() === 0 && spawnSync('mount', ['--version']).status === 0;
+
+  it.skipIf(!canMount)('--one-file-system records a mount point but not what is mounted there', async () => {
+    const src = path.join(tmp.dir, 'src');
+    mkdirSync(path.join(src, 'mnt'), { recursive: true });
+    writeFileSync(path.join(src, 'local.txt'), 'local');
+    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', path.join(src, 'mnt')]).status).toBe(0);
+    try {
+      writeFileSync(path.join(src, 'mnt/other-fs.txt'), 'elsewhere');
+      const store = await newStore(path.join(tmp.dir, 'store'));
+      const { id } = await backup(store, { paths: [src], oneFileSystem: true });
+      const paths: string[] = [];
+      for await (const e of walkTree(store, (await resolveSnapshot(store, id)).snapshot.tree)) paths.push(e.path);
+      expect(paths).toContain(`${src}/local.txt`);
+      expect(paths).toContain(`${src}/mnt`);
+      expect(paths).not.toContain(`${src}/mnt/other-fs.txt`);
+      const all = await backup(store, { paths: [src] });
+      const allPaths: string[] = [];
+      for await (const e of walkTree(store, (await resolveSnapshot(store, all.id)).snapshot.tree)) allPaths.push(e.path);
+      expect(allPaths).toContain(`${src}/mnt/other-fs.txt`);
+    } finally {
+      spawnSync('umount', [path.join(src, 'mnt')]);
     }
   });
 

@@ -220,9 +220,8 @@ class BackupRunner {
   }
 
   private async saveTree(nodes: TreeNode[]): Promise<string> {
-    const known = this.store.index.size;
-    const id = await saveTree(this.store, sortNodes(nodes));
-    if (this.store.index.size === known && !this.store.index.has(id)) this.stats.treeBlobsNew++;
+    const { id, isNew } = await saveTree(this.store, sortNodes(nodes));
+    if (isNew) this.stats.treeBlobsNew++;
     return id;
   }
 
@@ -231,7 +230,6 @@ class BackupRunner {
     if (this.fatal) throw this.fatal;
     switch (node.type) {
       case 'file': {
-        this.stats.bytesTotal += node.size ?? 0;
         if (!this.fileSlots.tryAcquire()) {
           // everything in flight may be waiting for the batch being filled: send it before waiting
           this.flushSmallBatch();
@@ -304,6 +302,7 @@ class BackupRunner {
     try {
       if (parentNode && unchanged(parentNode, node) && parentNode.content!.every((id) => this.store.hasBlob(id))) {
         this.stats.filesUnmodified++;
+        this.stats.bytesTotal += size;
         this.progress.files++;
         this.progress.bytesDone += size;
         this.report();
@@ -326,6 +325,7 @@ class BackupRunner {
       if (!content) return undefined;
       if (parentNode) this.stats.filesChanged++;
       else this.stats.filesNew++;
+      this.stats.bytesTotal += size;
       this.progress.files++;
       this.progress.bytesDone += size;
       this.report(full.toString());

@@ -46,7 +46,12 @@ export async function addKeySlot(
 ): Promise<string> {
   if (passphrase.length === 0) throw new ArcaError(ArcaErrorCode.InvalidArgument, 'an empty passphrase is not allowed');
   const kdf: Argon2idParams = { ...defaultArgon2idParams(), ...options.kdf };
-  const kek = argon2id(passphrase, kdf);
+  let kek: Buffer;
+  try {
+    kek = argon2id(passphrase, kdf);
+  } catch (err) {
+    throw new ArcaError(ArcaErrorCode.InvalidArgument, (err as Error).message, { hint: 'use at least 8192 KiB of memory and 1 iteration (the defaults are 65536 KiB and 3)' });
+  }
   const file: KeySlotFile = {
     version: 1,
     created: new Date().toISOString(),

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type BlobType, type SealedBlob } from '../format/blob-codec.ts';
+import type { BlobType, SealedBlob } from '../format/blob-codec.ts';
 import { encodePackHeader, packObjectName, type PackEntry } from '../format/pack-format.ts';
 import { FileKind, newFileKeyRef, sealFile } from '../format/sealed-file.ts';
 import type { Store } from './store.ts';

@@ -182,12 +182,15 @@ export class Store {
 
   // ---- index ----
 
+  private indexLoadedOnce = false;
+
   /**
    * (Re)load the index from the store. The in-memory index is rebuilt, not added to: blobs that a
    * prune removed since the last load must be forgotten, or a backup through a long-lived Store
    * would deduplicate against deleted blobs. Blobs this Store uploaded itself stay known even when
    * their index file is not in the listing yet (still pending, being written, or written meanwhile).
    */
+
   async loadIndex(): Promise<void> {
     const fresh = new MasterIndex();
     const writtenMeanwhile = new MasterIndex();
@@ -208,6 +211,7 @@ export class Store {
       }
       for (const [id, entry] of writtenMeanwhile.entries()) fresh.add(id, entry);
       this.index.replaceWith(fresh);
+      this.indexLoadedOnce = true;
     } finally {
       this.indexLoads.delete(writtenMeanwhile);
     }
@@ -306,6 +310,7 @@ export class Store {
       const cached = this.treeCache.get(id);
       if (cached) return cached;
     }
+    if (!this.indexLoadedOnce) await this.loadIndex(); // reads work on a freshly opened store
     const entry = this.index.get(id);
     if (!entry) {
       throw new ArcaError(ArcaErrorCode.BlobNotFound, `blob ${id.slice(0, 12)} is not in the index`, { hint: 'run `arca check` to see which files are affected' });

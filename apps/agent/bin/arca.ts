@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+// The `arca` executable. Node >= 24 runs this TypeScript directly (type stripping).
+import module from 'node:module';
+
+// Cache compiled code between runs (the engine pulls in the AWS SDK): roughly halves start-up time.
+// Enabled before the dynamic import below so that it covers the whole module graph.
+module.enableCompileCache?.();
+
+// `arca ls | head`: a closed pipe ends the output quietly instead of with a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
+const { runCli } = await import('../src/main.ts');
+const code = await runCli(process.argv);
+// 130 (interrupted): background work (workers, uploads) may still be running; stop it now.
+if (code === 130) process.exit(code);
+process.exitCode = code;

@@ -1,0 +1,54 @@
+import { ArcaError, ArcaErrorCode, Store } from '@arca/engine';
+import type { Command } from 'commander';
+import { examples, type CliApp } from '../cli/command.ts';
+import { integer } from '../cli/option-parsers.ts';
+import { getPassphrase } from '../cli/passphrase.ts';
+import { openStoreBackend } from '../cli/store-options.ts';
+
+interface InitOptions {
+  kdfMemory?: number;
+  kdfIterations?: number;
+  kdfParallelism?: number;
+}
+
+export function registerInitCommand(program: Command, app: CliApp): void {
+  const cmd = program
+    .command('init')
+    .description('create a new, empty store')
+    .option('--kdf-memory <KiB>', 'Argon2id memory cost of the passphrase key slot, in KiB (default 65536; at least 8192)', integer(1))
+    .option('--kdf-iterations <n>', 'Argon2id iterations (default 3; at least 1)', integer(1))
+    .option('--kdf-parallelism <n>', 'Argon2id lanes (default 4)', integer(1))
+    .action(
+      app.action(async (ctx, command) => {
+        const opts = command.opts<InitOptions>();
+        const backend = openStoreBackend(ctx);
+        if (await backend.stat('config')) {
+          throw new ArcaError(ArcaErrorCode.StoreExists, `a store already exists at ${backend.location}`, { hint: 'use it as it is, or choose another location' });
+        }
+        const passphrase = await getPassphrase(ctx, { confirm: true, prompt: 'passphrase for the new store' });
+        const kdf = {
+          ...(opts.kdfMemory !== undefined ? { memoryKiB: opts.kdfMemory } : {}),
+          ...(opts.kdfIterations !== undefined ? { iterations: opts.kdfIterations } : {}),
+          ...(opts.kdfParallelism !== undefined ? { parallelism: opts.kdfParallelism } : {}),
+        };
+        const store = await Store.init(backend, { passphrase, kdf });
+        if (ctx.out.json) {
+          ctx.out.jsonDocument({ storeId: store.config.id, location: backend.location, keySlot: store.keySlotId });
+          return;
+        }
+        if (ctx.out.quiet) {
+          ctx.out.result(store.config.id);
+          return;
+        }
+        ctx.out.result(`created store ${store.config.id} at ${backend.location}`);
+        ctx.out.result('');
+        ctx.out.result('Keep your passphrase safe: it is the only way to read this store. If it is lost, the data is lost;');
+        ctx.out.result('nobody can reset it. Consider adding a second passphrase kept elsewhere with `arca key add`.');
+      }),
+    );
+  examples(cmd, [
+    'arca --store /mnt/backup/arca init',
+    'ARCA_STORE=s3://my-bucket/arca arca init',
+    'arca init --store ./store --passphrase-file ~/.arca-pass',
+  ]);
+}

@@ -1,0 +1,1 @@
+export { runCli, buildProgram, ExitCode, type CliIo, type CliIoInput } from './main.ts';

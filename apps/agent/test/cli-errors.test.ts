@@ -1,0 +1,173 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FAST_KDF, runArca, TestStore, tempDir } from './helpers.ts';
+
+describe('arca error handling', () => {
+  let tmp: { dir: string; cleanup: () => Promise<void> };
+  let store: TestStore;
+  let src: string;
+
+  beforeAll(async () => {
+    tmp = await tempDir();
+    store = new TestStore(tmp.dir);
+    src = path.join(tmp.dir, 'src');
+    await mkdir(src);
+    await writeFile(path.join(src, 'a.txt'), 'a\n');
+    await store.init();
+    await store.backup([src]);
+  });
+
+  afterAll(async () => {
+    await tmp?.cleanup();
+  });
+
+  it('wrong passphrase: exit 1, says so, never prints the passphrase', async () => {
+    const wrong = 'Wr0ng-Secret-Phrase-XYZ';
+    const r = await store.run(['snapshots'], { env: { ARCA_PASSPHRASE: wrong } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^arca: error: .*passphrase/m);
+    expect(r.stderr).toMatch(/^hint: /m);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).not.toContain(wrong);
+
+    const j = await store.run(['snapshots', '--json'], { env: { ARCA_PASSPHRASE: wrong } });
+    expect(j.code).toBe(1);
+    expect(JSON.parse(j.stdout)).toMatchObject({ error: { code: 'WRONG_PASSPHRASE' } });
+    expect(j.stdout + j.stderr).not.toContain(wrong);
+  });
+
+  it('reads the passphrase from --passphrase-file and ARCA_PASSPHRASE_FILE (first line only)', async () => {
+    const file = path.join(tmp.dir, 'pass.txt');
+    await writeFile(file, `${store.passphrase}\nsecond line is ignored\n`);
+    const viaFlag = await store.run(['snapshots', '--passphrase-file', file], { env: { ARCA_PASSPHRASE: undefined } });
+    expect(viaFlag.stderr).toBe('');
+    expect(viaFlag.code).toBe(0);
+    const viaEnv = await runArca(['snapshots', '-q'], { env: { ARCA_STORE: store.location, ARCA_PASSPHRASE_FILE: file } });
+    expect(viaEnv.code).toBe(0);
+  });
+
+  it('no passphrase and no terminal: exit 1 naming the three ways to give one', async () => {
+    const r = await runArca(['snapshots'], { env: { ARCA_STORE: store.location } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('ARCA_PASSPHRASE');
+    expect(r.stderr).toContain('--passphrase-file');
+    expect(r.stderr).toMatch(/terminal/);
+  });
+
+  it('missing store: exit 1 with a hint to run `arca init`', async () => {
+    const r = await runArca(['snapshots'], { env: { ARCA_STORE: path.join(tmp.dir, 'nope'), ARCA_PASSPHRASE: 'x' } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/no Arca store/);
+    expect(r.stderr).toContain('arca init');
+
+    const none = await runArca(['snapshots'], { env: { ARCA_PASSPHRASE: 'x' } });
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/no store given/);
+    expect(none.stderr).toContain('ARCA_STORE');
+  });
+
+  it('init refuses an existing store', async () => {
+    const r = await store.run(['init', ...FAST_KDF]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/already exists/);
+  });
+
+  it('init rejects Argon2 parameters below the crypto library minimum', async () => {
+    const r = await runArca(['init', '--kdf-memory', '1024'], { env: { ARCA_STORE: path.join(tmp.dir, 'weak'), ARCA_PASSPHRASE: 'x' } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Argon2id/);
+  });
+
+  it('unknown or malformed snapshot references: exit 1', async () => {
+    for (const args of [['ls', 'deadbeef'], ['restore', 'deadbeef', '--target', path.join(tmp.dir, 'r')], ['cat', 'deadbeef:/a.txt']]) {
+      const r = await store.run(args);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr, args.join(' ')).toMatch(/no snapshot deadbeef/);
+      expect(r.stderr).toMatch(/^hint: .*arca snapshots/m);
+    }
+    const bad = await store.run(['ls', 'not-an-id']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/not a snapshot ID/);
+    const missingPath = await store.run(['ls', `latest:${src}/missing`]);
+    expect(missingPath.code).toBe(1);
+    expect(missingPath.stderr).toMatch(/is not in snapshot/);
+  });
+
+  it('usage errors exit 2', async () => {
+    const cases = [
+      ['snapshots', '--bogus'],
+      ['backup'],
+      ['restore', 'latest'],
+      ['frobnicate'],
+      ['forget'],
+      ['forget', '--keep-last', 'x'],
+      ['check', '--read-data', '--read-data-subset', '1/2'],
+      ['check', '--read-data-subset', '3/2'],
+      ['cat', 'latest'],
+    ];
+    for (const args of cases) {
+      const r = await store.run(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(/arca: error/);
+    }
+    const j = await store.run(['snapshots', '--bogus', '--json']);
+    expect(JSON.parse(j.stdout)).toMatchObject({ error: { code: 'USAGE' } });
+  });
+
+  it('a damaged pack: check --read-data names the affected file and exits 1; restore exits 3', async () => {
+    const root = path.join(tmp.dir, 'damaged');
+    const damaged = new TestStore(root);
+    const dsrc = path.join(root, 'src');
+    await mkdir(dsrc, { recursive: true });
+    await writeFile(path.join(dsrc, 'data.bin'), randomBytes(100_000));
+    await damaged.init();
+    await damaged.backup([dsrc]);
+    // flip a byte in the middle of the biggest pack (the one holding data.bin)
+    const packs: string[] = [];
+    for (const d of await readdir(path.join(damaged.location, 'packs'))) {
+      for (const f of await readdir(path.join(damaged.location, 'packs', d))) packs.push(path.join(damaged.location, 'packs', d, f));
+    }
+    const sizes = await Promise.all(packs.map(async (p) => (await stat(p)).size));
+    const biggest = packs[sizes.indexOf(Math.max(...sizes))]!;
+    const bytes = await readFile(biggest);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+    await writeFile(biggest, bytes);
+
+    expect((await damaged.run(['check'])).code).toBe(0); // structure only: the data is not read
+    const r = await damaged.run(['check', '--read-data']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/damaged data blob/);
+    expect(r.stdout).toContain(`${dsrc}/data.bin`);
+    expect(r.stderr).toMatch(/^arca: error: check found/m);
+    const j = await damaged.run(['check', '--read-data', '--json']);
+    expect(j.code).toBe(1);
+    const doc = JSON.parse(j.stdout) as { ok: boolean; damagedBlobs: { files: { path: string }[] }[] };
+    expect(doc.ok).toBe(false);
+    expect(doc.damagedBlobs[0]!.files.map((f) => f.path)).toEqual([`${dsrc}/data.bin`]);
+
+    const restore = await damaged.run(['restore', 'latest', '--target', path.join(root, 'out')]);
+    expect(restore.code).toBe(3);
+    expect(restore.stderr).toMatch(/arca: warning: .*data\.bin/);
+    const cat = await damaged.run(['cat', `latest:${dsrc}/data.bin`]);
+    expect(cat.code).toBe(1);
+    expect(cat.stderr).toMatch(/damaged/);
+  });
+
+  it('--help shows examples; version shows versions', async () => {
+    const root = await runArca(['--help']);
+    expect(root.code).toBe(0);
+    expect(root.stdout).toContain('Examples:');
+    expect(root.stdout).toContain('ARCA_PASSPHRASE');
+    const backup = await runArca(['backup', '--help']);
+    expect(backup.code).toBe(0);
+    expect(backup.stdout).toContain('Examples:');
+    expect(backup.stdout).toContain('--exclude');
+    expect(backup.stdout).toContain('--store'); // global options are listed too
+
+    const v = await runArca(['version', '--json']);
+    expect(v.code).toBe(0);
+    expect(JSON.parse(v.stdout)).toMatchObject({ node: process.version, platform: process.platform });
+  });
+});
