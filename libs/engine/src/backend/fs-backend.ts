@@ -2,7 +2,8 @@ import { mkdir, open, readdir, rename, rm, stat, unlink, readFile } from 'node:f
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { ArcaError, ArcaErrorCode, fromSystemError } from '../errors/arca-error.ts';
-import type { ObjectInfo, StorageBackend } from './storage-backend.ts';
+import type { ObjectData, ObjectInfo, StorageBackend } from './storage-backend.ts';
+import type { FileHandle } from 'node:fs/promises';
 
 const TEMP_SUFFIX = '.tmp';
 
@@ -25,7 +26,7 @@ export class FsBackend implements StorageBackend {
     return path.join(this.root, name);
   }
 
-  async put(name: string, data: Uint8Array): Promise<void> {
+  async put(name: string, data: ObjectData): Promise<void> {
     const target = this.resolve(name);
     const dir = path.dirname(target);
     try {
@@ -36,7 +37,8 @@ export class FsBackend implements StorageBackend {
       const temp = `${target}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`;
       const fh = await open(temp, 'wx', 0o600);
       try {
-        await fh.writeFile(data);
+        if (data instanceof Uint8Array) await fh.writeFile(data);
+        else await writeAll(fh, data);
         await fh.sync();
       } catch (err) {
         await fh.close();
@@ -126,6 +128,25 @@ export class FsBackend implements StorageBackend {
   }
 
   async close(): Promise<void> {}
+}
+
+async function writeAll(fh: FileHandle, parts: readonly Uint8Array[]): Promise<void> {
+  const queue = parts.filter((p) => p.length > 0);
+  let next = 0;
+  while (next < queue.length) {
+    let { bytesWritten } = await fh.writev(queue.slice(next, next + 1024));
+    // skip what was written; a short write leaves the rest of a part at the front
+    while (bytesWritten > 0) {
+      const part = queue[next]!;
+      if (bytesWritten >= part.length) {
+        bytesWritten -= part.length;
+        next++;
+      } else {
+        queue[next] = part.subarray(bytesWritten);
+        bytesWritten = 0;
+      }
+    }
+  }
 }
 
 async function syncDir(dir: string): Promise<void> {

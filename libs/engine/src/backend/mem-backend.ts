@@ -1,13 +1,13 @@
 import { ArcaError, ArcaErrorCode } from '../errors/arca-error.ts';
-import type { ObjectInfo, StorageBackend } from './storage-backend.ts';
+import { objectBytes, type ObjectData, type ObjectInfo, type StorageBackend } from './storage-backend.ts';
 
 /** In-memory backend for tests and throw-away stores. */
 export class MemBackend implements StorageBackend {
   readonly location = 'mem:';
   readonly objects = new Map<string, Buffer>();
 
-  async put(name: string, data: Uint8Array): Promise<void> {
-    this.objects.set(name, Buffer.from(data));
+  async put(name: string, data: ObjectData): Promise<void> {
+    this.objects.set(name, Buffer.from(objectBytes(data)));
   }
 
   async get(name: string): Promise<Buffer> {

@@ -7,7 +7,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { ArcaError, ArcaErrorCode } from '../errors/arca-error.ts';
-import type { ObjectInfo, StorageBackend } from './storage-backend.ts';
+import { objectBytes, type ObjectData, type ObjectInfo, type StorageBackend } from './storage-backend.ts';
 
 export interface S3Credentials {
   accessKeyId: string;
@@ -72,7 +72,8 @@ export class S3Backend implements StorageBackend {
     return this.prefix ? `${this.prefix}/${name}` : name;
   }
 
-  async put(name: string, data: Uint8Array): Promise<void> {
+  async put(name: string, parts: ObjectData): Promise<void> {
+    const data = objectBytes(parts);
     const key = this.key(name);
     try {
       await this.client.send(

@@ -13,10 +13,17 @@ export interface ObjectInfo {
   size: number;
 }
 
+/** An object's bytes: one buffer, or parts written in order (saves copying a pack together). */
+export type ObjectData = Uint8Array | readonly Uint8Array[];
+
+export function objectBytes(data: ObjectData): Uint8Array {
+  return data instanceof Uint8Array ? data : Buffer.concat(data);
+}
+
 export interface StorageBackend {
   /** human-readable location, without credentials */
   readonly location: string;
-  put(name: string, data: Uint8Array): Promise<void>;
+  put(name: string, data: ObjectData): Promise<void>;
   get(name: string): Promise<Buffer>;
   getRange(name: string, offset: number, length: number): Promise<Buffer>;
   stat(name: string): Promise<ObjectInfo | undefined>;

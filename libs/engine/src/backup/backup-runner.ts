@@ -60,7 +60,7 @@ export interface BackupResult {
 /** Files dispatched and not finished: bounds memory for tree nodes and promises. */
 const MAX_FILES_IN_FLIGHT = 1024;
 /** File content held in workers, not yet sealed. */
-const MAX_BYTES_IN_FLIGHT = 32 * 1024 * 1024;
+const MAX_BYTES_IN_FLIGHT = 64 * 1024 * 1024;
 /** Small files are sent to a worker in batches, to keep per-message costs off the main thread. */
 const SMALL_BATCH_FILES = 64;
 const SMALL_BATCH_BYTES = 4 * 1024 * 1024;

@@ -23,6 +23,13 @@ const macKeyObject = createSecretKey(macKey);
 
 /** chunks of a hashed batch, kept until sealed or dropped */
 const batches = new Map<number, Buffer[]>();
+/** the pooled buffer behind a segment batch */
+const segmentBuffers = new Map<number, Buffer>();
+
+function releaseBatch(seq: number): void {
+  releaseSegmentBuffer(segmentBuffers.get(seq));
+  segmentBuffers.delete(seq);
+}
 
 function reply(msg: WorkerResponse, transfer: ArrayBuffer[] = []): void {
   parentPort!.postMessage(msg, transfer);
@@ -44,20 +51,57 @@ function packIds(ids: Buffer[]): Buffer {
   return all;
 }
 
-function readSegment(path: Uint8Array, offset: number, length: number): Buffer {
+/**
+ * Segment buffers are reused: a fresh 16 MiB allocation per segment costs page faults and leaves
+ * garbage that the GC reclaims late, inflating memory.
+ */
+const freeSegments: Buffer[] = [];
+const MAX_FREE_SEGMENTS = 2;
+
+function takeSegmentBuffer(length: number): Buffer {
+  const i = freeSegments.findIndex((b) => b.length === length);
+  return i >= 0 ? freeSegments.splice(i, 1)[0]! : Buffer.allocUnsafeSlow(length);
+}
+
+function releaseSegmentBuffer(buf: Buffer | undefined): void {
+  if (buf && freeSegments.length < MAX_FREE_SEGMENTS) freeSegments.push(buf);
+}
+
+function readSegment(path: Uint8Array, offset: number, length: number): { buf: Buffer; filled: number } {
   const fd = openSync(Buffer.from(path.buffer, path.byteOffset, path.byteLength), 'r');
+  const buf = takeSegmentBuffer(length);
   try {
-    const buf = Buffer.allocUnsafeSlow(length);
     let filled = 0;
     while (filled < length) {
       const n = readSync(fd, buf, filled, length - filled, offset + filled);
       if (n === 0) break;
       filled += n;
     }
-    return buf.subarray(0, filled);
+    return { buf, filled };
+  } catch (err) {
+    releaseSegmentBuffer(buf);
+    throw err;
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Cut the chunks of a segment that are final. A boundary FastCDC finds before the end of the
+ * available data is final (the decision depends only on the bytes up to it); a chunk that runs
+ * into the end of the data is final only at EOF or at maxSize. So only the last, partial chunk is
+ * read again with the next segment.
+ */
+function finalChunkLengths(data: Buffer, eof: boolean): number[] {
+  const lengths: number[] = [];
+  let pos = 0;
+  while (pos < data.length) {
+    const len = chunker.nextChunkLength(data, pos, data.length);
+    if (!eof && pos + len === data.length && len < chunkerParams.maxSize) break;
+    lengths.push(len);
+    pos += len;
+  }
+  return lengths;
 }
 
 function handle(msg: WorkerRequest): void {
@@ -81,21 +125,18 @@ function handle(msg: WorkerRequest): void {
       return;
     }
     case 'hashSegment': {
-      const data = readSegment(msg.path, msg.offset, msg.length);
-      const eof = data.length < msg.length;
-      const lengths: number[] = [];
-      let pos = 0;
-      while (pos < data.length && (eof || data.length - pos >= chunkerParams.maxSize)) {
-        const len = chunker.nextChunkLength(data, pos, data.length);
-        lengths.push(len);
-        pos += len;
-      }
+      const { buf, filled } = readSegment(msg.path, msg.offset, msg.length);
+      const data = buf.subarray(0, filled);
+      const eof = filled < msg.length;
+      const lengths = finalChunkLengths(data, eof);
+      const consumed = lengths.reduce((a, b) => a + b, 0);
       const chunks: Buffer[] = [];
       const ids: Buffer[] = [];
       hashChunks(data, lengths, chunks, ids);
       batches.set(msg.seq, chunks);
+      segmentBuffers.set(msg.seq, buf);
       const all = packIds(ids);
-      reply({ op: 'hashedSegment', seq: msg.seq, chunks: lengths.length, consumed: pos, eof: eof && pos === data.length, bytesRead: data.length, ids: all }, [all.buffer as ArrayBuffer]);
+      reply({ op: 'hashedSegment', seq: msg.seq, chunks: lengths.length, consumed, eof: eof && consumed === filled, bytesRead: filled, ids: all }, [all.buffer as ArrayBuffer]);
       return;
     }
     case 'seal': {
@@ -108,11 +149,13 @@ function handle(msg: WorkerRequest): void {
         if (s.bytes.byteOffset === 0 && s.bytes.buffer.byteLength === s.bytes.length) transfer.push(s.bytes.buffer as ArrayBuffer);
         return { encoding: s.encoding, rawLength: s.rawLength, bytes: s.bytes };
       });
+      releaseBatch(msg.seq);
       reply({ op: 'sealed', seq: msg.seq, sealed }, transfer);
       return;
     }
     case 'drop':
       batches.delete(msg.seq);
+      releaseBatch(msg.seq);
       return;
   }
 }

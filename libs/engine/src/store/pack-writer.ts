@@ -12,6 +12,8 @@ export class PackWriter {
   private parts: Buffer[] = [];
   private entries: PackEntry[] = [];
   private bytes = 0;
+  /** SHA-256 of the pack so far: the pack's name, computed as blobs arrive */
+  private hash = createHash('sha256');
 
   private readonly store: Store;
   private readonly type: BlobType;
@@ -25,6 +27,7 @@ export class PackWriter {
   async add(id: Buffer, sealed: SealedBlob): Promise<void> {
     this.entries.push({ type: this.type, encoding: sealed.encoding, id, offset: this.bytes, length: sealed.bytes.length, rawLength: sealed.rawLength });
     this.parts.push(sealed.bytes);
+    this.hash.update(sealed.bytes);
     this.bytes += sealed.bytes.length;
     if (this.bytes >= this.store.config.packSize) await this.flush();
   }
@@ -33,21 +36,21 @@ export class PackWriter {
     return this.bytes;
   }
 
-  /** Seal the header and hand the pack to the store's uploader. */
+  /** Seal the header and hand the pack to the store's uploader (as parts: no copy into one buffer). */
   async flush(): Promise<void> {
     if (this.entries.length === 0) return;
-    const parts = this.parts;
-    const entries = this.entries;
+    const { parts, entries, hash } = this;
     this.parts = [];
     this.entries = [];
     this.bytes = 0;
+    this.hash = createHash('sha256');
     const ref = newFileKeyRef(FileKind.PackHeader);
     const [key] = await this.store.keys.fileKeys([ref], 'write');
     const header = sealFile(ref, key!, encodePackHeader(entries));
     const trailer = Buffer.allocUnsafe(4);
     trailer.writeUInt32LE(header.length, 0);
-    const pack = Buffer.concat([...parts, header, trailer]);
-    const packId = createHash('sha256').update(pack).digest('hex');
-    await this.store.uploadPack(packId, packObjectName(packId), pack, entries);
+    parts.push(header, trailer);
+    const packId = hash.update(header).update(trailer).digest('hex');
+    await this.store.uploadPack(packId, packObjectName(packId), parts, entries);
   }
 }

@@ -247,7 +247,7 @@ export class Store {
   }
 
   /** Called by a PackWriter: upload with bounded concurrency, then index the pack's blobs. */
-  async uploadPack(packId: string, name: string, bytes: Buffer, entries: PackEntry[]): Promise<void> {
+  async uploadPack(packId: string, name: string, bytes: readonly Buffer[], entries: PackEntry[]): Promise<void> {
     this.throwIfUploadFailed();
     await this.uploads.acquire();
     const p = (async () => {
