@@ -80,6 +80,19 @@ describe('arca error handling', () => {
     expect(r.stderr).toMatch(/Argon2id/);
   });
 
+  it('init takes a compression level and pack size, and refuses a level out of range', async () => {
+    const env = { ARCA_PASSPHRASE: 'x' };
+    const bad = await runArca(['init', ...FAST_KDF, '--compression-level', '25'], { env: { ...env, ARCA_STORE: path.join(tmp.dir, 'lvl-bad') } });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/compression level must be 0 \(off\) to 19/);
+    const dir = path.join(tmp.dir, 'lvl1');
+    const ok = await runArca(['init', ...FAST_KDF, '--compression-level', '1', '--pack-size', '4', '--json'], { env: { ...env, ARCA_STORE: dir } });
+    expect(ok.code).toBe(0);
+    const config = JSON.parse(await readFile(path.join(dir, 'config'), 'utf8')) as { compression: { level: number }; packSize: number };
+    expect(config.compression.level).toBe(1);
+    expect(config.packSize).toBe(4 * 1024 * 1024);
+  });
+
   it('unknown or malformed snapshot references: exit 1', async () => {
     for (const args of [['ls', 'deadbeef'], ['restore', 'deadbeef', '--target', path.join(tmp.dir, 'r')], ['cat', 'deadbeef:/a.txt']]) {
       const r = await store.run(args);

@@ -9,6 +9,8 @@ interface InitOptions {
   kdfMemory?: number;
   kdfIterations?: number;
   kdfParallelism?: number;
+  compressionLevel?: number;
+  packSize?: number;
 }
 
 export function registerInitCommand(program: Command, app: CliApp): void {
@@ -18,6 +20,8 @@ export function registerInitCommand(program: Command, app: CliApp): void {
     .option('--kdf-memory <KiB>', 'Argon2id memory cost of the passphrase key slot, in KiB (default 65536; at least 8192)', integer(1))
     .option('--kdf-iterations <n>', 'Argon2id iterations (default 3; at least 1)', integer(1))
     .option('--kdf-parallelism <n>', 'Argon2id lanes (default 4)', integer(1))
+    .option('--compression-level <n>', 'zstd level for the store, 0 (off) to 19 (default 3; 1 is faster, stores a few % more)', integer(0))
+    .option('--pack-size <MiB>', 'target pack size in MiB (default 16; larger means fewer objects on S3)', integer(1))
     .action(
       app.action(async (ctx, command) => {
         const opts = command.opts<InitOptions>();
@@ -31,7 +35,12 @@ export function registerInitCommand(program: Command, app: CliApp): void {
           ...(opts.kdfIterations !== undefined ? { iterations: opts.kdfIterations } : {}),
           ...(opts.kdfParallelism !== undefined ? { parallelism: opts.kdfParallelism } : {}),
         };
-        const store = await Store.init(backend, { passphrase, kdf });
+        const store = await Store.init(backend, {
+          passphrase,
+          kdf,
+          ...(opts.compressionLevel !== undefined ? { zstdLevel: opts.compressionLevel } : {}),
+          ...(opts.packSize !== undefined ? { packSize: opts.packSize * 1024 * 1024 } : {}),
+        });
         if (ctx.out.json) {
           ctx.out.jsonDocument({ storeId: store.config.id, location: backend.location, keySlot: store.keySlotId });
           return;
@@ -50,5 +59,6 @@ export function registerInitCommand(program: Command, app: CliApp): void {
     'arca --store /mnt/backup/arca init',
     'ARCA_STORE=s3://my-bucket/arca arca init',
     'arca init --store ./store --passphrase-file ~/.arca-pass',
+    'arca init --store /mnt/backup/fast --compression-level 1   # faster backups, slightly larger store',
   ]);
 }
