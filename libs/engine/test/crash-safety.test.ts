@@ -58,6 +58,36 @@ describe('crash safety', () => {
     expect(describeTree(out)).toEqual(describeTree(src));
   });
 
+  it('an aborted backup stops early, releases its lock and keeps what it read for the next run', async () => {
+    const storeDir = path.join(tmp.dir, 'store');
+    const src = path.join(tmp.dir, 'src');
+    makeRandomTree(src, 300, 100_000);
+    const store = await newStore(storeDir, { small: true });
+    const controller = new AbortController();
+    let seen = 0;
+    const err = await backup(store, {
+      paths: [src],
+      signal: controller.signal,
+      onProgress: (p) => {
+        seen = p.files;
+        if (p.files >= 50) controller.abort();
+      },
+    }).catch((e: unknown) => e);
+    expect(isArcaError(err, ArcaErrorCode.Interrupted)).toBe(true);
+    expect(seen).toBeLessThan(300);
+    expect(await listLocks(store)).toEqual([]);
+    expect(countFiles(path.join(storeDir, 'snapshots'))).toBe(0);
+
+    const next = await reopen(storeDir);
+    expect((await check(next, { readData: true })).errors).toEqual([]);
+    const resumed = await backup(next, { paths: [src] });
+    // at least the 50 files seen before the abort were stored and are not stored again
+    expect(resumed.snapshot.summary!.bytesNew).toBeLessThanOrEqual(250 * 100_000);
+    const out = path.join(tmp.dir, 'out');
+    await restore(next, await resolveSnapshot(next, resumed.id), { target: out, subPath: src });
+    expect(describeTree(out)).toEqual(describeTree(src));
+  });
+
   const canMount = process.getuid?.() === 0 && spawnSync('mount', ['--version']).status === 0;
 
   it.skipIf(!canMount)('a full disk fails the backup with a clear error and keeps earlier snapshots intact', async () => {

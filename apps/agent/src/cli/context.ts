@@ -63,15 +63,19 @@ export class CliContext {
   }
 
   /**
-   * Await `work`, but give up with an InterruptedError (exit 130) on SIGINT. The work itself keeps
-   * running: the caller must end the process (bin/arca.ts does for exit status 130).
+   * Await `work`, but give up with an InterruptedError (exit 130) on the `signalsToQuit`-th SIGINT
+   * (commands that stop gracefully on the first one pass 2). The work itself keeps running: the
+   * caller must end the process (bin/arca.ts does for exit status 130).
    */
-  async interruptible<T>(work: Promise<T>, message: string): Promise<T> {
+  async interruptible<T>(work: Promise<T>, message: string, signalsToQuit = 1): Promise<T> {
     const signals = this.io.signals;
     if (!signals) return work;
     let onSignal: (() => void) | undefined;
+    let received = 0;
     const interrupted = new Promise<never>((_, reject) => {
-      onSignal = () => reject(new InterruptedError(message));
+      onSignal = () => {
+        if (++received >= signalsToQuit) reject(new InterruptedError(message));
+      };
       signals.on('SIGINT', onSignal);
     });
     try {

@@ -1,4 +1,5 @@
-import { backup, type BackupProgress } from '@arca/engine';
+import { ArcaErrorCode, backup, isArcaError, type BackupProgress } from '@arca/engine';
+import { InterruptedError } from '../cli/errors.ts';
 import type { Command } from 'commander';
 import { examples, type CliApp } from '../cli/command.ts';
 import { ExitCode } from '../cli/exit-codes.ts';
@@ -50,8 +51,17 @@ export function registerBackupCommand(program: Command, app: CliApp): void {
         // count files and bytes alongside the backup, for the percentage and ETA
         if (bar) scanner = startSourceScan(paths, { ...(opts.oneFileSystem ? { oneFileSystem: true } : {}), onUpdate: draw });
 
+        // First Ctrl-C: stop reading, finish what is in flight and save its index, so the next run
+        // resumes from it; a second Ctrl-C quits at once (ctx.interruptible below).
+        const controller = new AbortController();
+        const firstSigint = () => {
+          ctx.out.warn('interrupting: saving what was read so far (Ctrl-C again to quit at once)');
+          controller.abort();
+        };
+        ctx.io.signals?.once('SIGINT', firstSigint);
         const work = backup(store, {
           paths,
+          signal: controller.signal,
           ...(opts.exclude ? { excludes: opts.exclude } : {}),
           ...(opts.excludeFile ? { excludeFiles: opts.excludeFile } : {}),
           ...(opts.oneFileSystem ? { oneFileSystem: true } : {}),
@@ -67,8 +77,15 @@ export function registerBackupCommand(program: Command, app: CliApp): void {
         });
         let result;
         try {
-          result = await ctx.interruptible(work, BACKUP_INTERRUPTED);
+          result = await ctx.interruptible(
+            work.catch((err: unknown) => {
+              throw isArcaError(err, ArcaErrorCode.Interrupted) ? new InterruptedError(BACKUP_INTERRUPTED) : err;
+            }),
+            BACKUP_INTERRUPTED,
+            2,
+          );
         } finally {
+          ctx.io.signals?.off('SIGINT', firstSigint);
           scanner?.scan.cancel();
           ctx.stopProgress(bar);
         }

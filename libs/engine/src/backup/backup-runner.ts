@@ -32,6 +32,11 @@ export interface BackupOptions {
   /** read every file, ignoring the parent snapshot */
   force?: boolean;
   workers?: number;
+  /**
+   * Stop early: dispatching stops, work in flight finishes, and the packs and index for everything
+   * already read are written (so the next backup reuses it); then ArcaError(INTERRUPTED) is thrown.
+   */
+  signal?: AbortSignal;
   onProgress?: (p: BackupProgress) => void;
   onWarning?: (w: BackupWarning) => void;
 }
@@ -104,6 +109,8 @@ class BackupRunner {
   private readonly hardlinks = new Map<string, Promise<string[] | undefined>>();
   private small: SmallBatch = { paths: [], bytes: 0, waiters: [] };
   private fatal: unknown;
+  /** batches being hashed, sealed and packed: awaited before an interrupted backup writes its index */
+  private readonly inflight = new Set<Promise<unknown>>();
   private readonly progress: BackupProgress = { files: 0, dirs: 0, bytesDone: 0, bytesRead: 0, bytesStored: 0 };
   private readonly stats: BackupSummary = {
     filesNew: 0, filesChanged: 0, filesUnmodified: 0, dirs: 0, skipped: 0, dataBlobsNew: 0, treeBlobsNew: 0,
@@ -132,6 +139,13 @@ class BackupRunner {
       this.options.workers,
     );
     let rootTree: string;
+    const onAbort = () => {
+      this.fatal ??= new ArcaError(ArcaErrorCode.Interrupted, 'backup interrupted', {
+        hint: 'everything read so far is stored and indexed: run the backup again to continue',
+      });
+    };
+    this.options.signal?.addEventListener('abort', onAbort);
+    if (this.options.signal?.aborted) onAbort();
     try {
       const trie = buildTrie(paths);
       if (trie.selected) {
@@ -146,7 +160,14 @@ class BackupRunner {
       }
       if (this.fatal) throw this.fatal;
       await this.store.flush();
+    } catch (err) {
+      if (this.fatal instanceof ArcaError && this.fatal.code === ArcaErrorCode.Interrupted) {
+        await this.keepWorkDone();
+        throw this.fatal;
+      }
+      throw err;
     } finally {
+      this.options.signal?.removeEventListener('abort', onAbort);
       await this.pool.close();
     }
     this.stats.durationMs = Date.now() - started;
@@ -166,6 +187,14 @@ class BackupRunner {
     if (!this.excludes.empty) snapshot.excludes = this.excludes.patterns;
     const id = await this.store.writeSealedFile('snapshots', FileKind.Snapshot, snapshot);
     return { id, snapshot, warnings: this.warnings };
+  }
+
+  /** After an interruption: let batches in flight finish, then write their packs and index. */
+  private async keepWorkDone(): Promise<void> {
+    for (const w of this.small.waiters) w.reject(this.fatal);
+    this.small = { paths: [], bytes: 0, waiters: [] };
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+    await this.store.flush();
   }
 
   private async findParent(hostname: string, paths: string[]) {
@@ -357,15 +386,22 @@ class BackupRunner {
     const batch = this.small;
     if (batch.paths.length === 0) return;
     this.small = { paths: [], bytes: 0, waiters: [] };
-    void this.processSmallBatch(batch).catch((err: unknown) => {
+    if (this.fatal) {
+      for (const w of batch.waiters) w.reject(this.fatal);
+      return;
+    }
+    const p = this.processSmallBatch(batch).catch((err: unknown) => {
       this.fatal ??= err;
       for (const w of batch.waiters) w.reject(err);
     });
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p));
   }
 
   private async processSmallBatch(batch: SmallBatch): Promise<void> {
     await this.budget.acquire(batch.bytes);
     try {
+      if (this.fatal) throw this.fatal; // stopped while waiting for the budget
       const hashed = await this.pool.hashFiles(batch.paths);
       const ids = await this.storeHashed(hashed);
       let pos = 0;
@@ -395,6 +431,7 @@ class BackupRunner {
       await this.budget.acquire(segment);
       let hashed;
       try {
+        if (this.fatal) throw this.fatal; // stopped while waiting for the budget
         hashed = await this.pool.hashSegment(full, offset, segment);
       } catch (err) {
         this.budget.release(segment);
@@ -403,7 +440,10 @@ class BackupRunner {
       offset += hashed.consumed;
       this.stats.bytesRead += hashed.consumed;
       this.progress.bytesRead += hashed.consumed;
-      parts.push(settle(this.storeHashed(hashed).finally(() => this.budget.release(segment))));
+      const stored = settle(this.storeHashed(hashed).finally(() => this.budget.release(segment)));
+      this.inflight.add(stored);
+      void stored.finally(() => this.inflight.delete(stored)).catch(() => undefined);
+      parts.push(stored);
       if (hashed.eof || hashed.consumed === 0) break;
     }
     return (await Promise.all(parts)).flat();
