@@ -3,7 +3,7 @@ import { chmodSync, linkSync, mkdirSync, readFileSync, statSync, symlinkSync, ut
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ArcaErrorCode, backup, findNode, FsBackend, isArcaError, resolveSnapshot, restore, Store, walkTree, listSnapshots } from '../src/index.ts';
+import { ArcaErrorCode, backup, check, findNode, FsBackend, isArcaError, resolveSnapshot, restore, Store, walkTree, listSnapshots } from '../src/index.ts';
 import { describeTree, newStore, reopen, tempDir, TEST_KDF } from './support/engine-fixtures.ts';
 
 let tmp: { dir: string; cleanup: () => void };
@@ -164,6 +164,37 @@ describe('backup and restore', () => {
     expect(readFileSync(path.join(out, 'other.txt'), 'utf8')).toBe('unaffected\n');
     expect(r.warnings.map((w) => path.basename(w.path))).toEqual(['victim.bin']);
     expect(r.warnings[0]!.message).toMatch(/damaged/);
+  });
+
+  it('a truncated pack is named by check, and the files outside it still restore', async () => {
+    const src = path.join(tmp.dir, 'src');
+    mkdirSync(src);
+    writeFileSync(path.join(src, 'in-first-pack.bin'), randomBytes(80_000));
+    const storeDir = path.join(tmp.dir, 'store');
+    const store = await newStore(storeDir, { small: true });
+    await backup(store, { paths: [src] });
+    writeFileSync(path.join(src, 'later.txt'), 'written in a later backup\n');
+    const second = await backup(await reopen(storeDir), { paths: [src] });
+    // cut the pack holding the big file's first blob in half, as an interrupted copy would
+    const s = await reopen(storeDir);
+    await s.loadIndex();
+    const node = (await findNode(s, second.snapshot.tree, `${src}/in-first-pack.bin`))!;
+    const packId = s.index.get(node.content![0]!)!.packId;
+    const packFile = path.join(storeDir, 'packs', packId.slice(0, 2), packId);
+    writeFileSync(packFile, readFileSync(packFile).subarray(0, Math.floor(statSync(packFile).size / 2)));
+
+    const report = await check(await reopen(storeDir), {});
+    expect(report.ok).toBe(false);
+    expect(report.errors.some((e) => e.pack === packId)).toBe(true);
+    const damagedFiles = report.damagedBlobs.flatMap((b) => b.files.map((f) => f.path));
+    expect(damagedFiles).toContain(`${src}/in-first-pack.bin`);
+    expect(damagedFiles).not.toContain(`${src}/later.txt`);
+
+    const out = path.join(tmp.dir, 'out');
+    const s2 = await reopen(storeDir);
+    const r = await restore(s2, await resolveSnapshot(s2, second.id), { target: out, subPath: src });
+    expect(readFileSync(path.join(out, 'later.txt'), 'utf8')).toBe('written in a later backup\n');
+    expect(r.warnings.map((w) => path.basename(w.path))).toEqual(['in-first-pack.bin']);
   });
 
   it('two backups into one store at the same time both succeed', async () => {

@@ -292,6 +292,14 @@ export function parseS3Url(url: string, env: NodeJS.ProcessEnv): S3BackendOption
   const options: S3BackendOptions = { bucket, prefix, region };
   if (endpoint !== undefined) options.endpoint = endpoint;
   if (forcePathStyle !== undefined) options.forcePathStyle = forcePathStyle;
+  // Static keys from the environment the caller passed (not only process.env); without them the
+  // SDK's default chain applies (profiles, SSO, instance metadata, ...).
+  const accessKeyId = nonEmpty(env.AWS_ACCESS_KEY_ID);
+  const secretAccessKey = nonEmpty(env.AWS_SECRET_ACCESS_KEY);
+  if (accessKeyId && secretAccessKey) {
+    const sessionToken = nonEmpty(env.AWS_SESSION_TOKEN);
+    options.credentials = { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
+  }
   return options;
 }
 
