@@ -48,6 +48,26 @@ describe('arca error handling', () => {
     expect(viaEnv.code).toBe(0);
   });
 
+  it('a passphrase file wins over ARCA_PASSPHRASE', async () => {
+    const file = path.join(tmp.dir, 'pass-wins.txt');
+    await writeFile(file, `${store.passphrase}\n`);
+    const r = await runArca(['snapshots', '-q'], { env: { ARCA_STORE: store.location, ARCA_PASSPHRASE_FILE: file, ARCA_PASSPHRASE: 'not-the-passphrase' } });
+    expect(r.code).toBe(0);
+  });
+
+  it('a short wrong passphrase is not masked in messages (masking would reveal it)', async () => {
+    const r = await store.run(['snapshots'], { env: { ARCA_PASSPHRASE: 'arca' } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).not.toContain('***');
+    expect(r.stderr).toMatch(/arca init|arca key list/);
+  });
+
+  it('forget --max-unused without --prune is a usage error', async () => {
+    const r = await store.run(['forget', '--keep-last', '1', '--max-unused', '10']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--max-unused only applies with --prune/);
+  });
+
   it('no passphrase and no terminal: exit 1 naming the three ways to give one', async () => {
     const r = await runArca(['snapshots'], { env: { ARCA_STORE: store.location } });
     expect(r.code).toBe(1);
@@ -76,15 +96,15 @@ describe('arca error handling', () => {
 
   it('init rejects Argon2 parameters below the crypto library minimum', async () => {
     const r = await runArca(['init', '--kdf-memory', '1024'], { env: { ARCA_STORE: path.join(tmp.dir, 'weak'), ARCA_PASSPHRASE: 'x' } });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/Argon2id/);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--kdf-memory.*must be at least 8192/);
   });
 
   it('init takes a compression level and pack size, and refuses a level out of range', async () => {
     const env = { ARCA_PASSPHRASE: 'x' };
     const bad = await runArca(['init', ...FAST_KDF, '--compression-level', '25'], { env: { ...env, ARCA_STORE: path.join(tmp.dir, 'lvl-bad') } });
-    expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/compression level must be 0 \(off\) to 19/);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--compression-level.*must be at most 19/);
     const dir = path.join(tmp.dir, 'lvl1');
     const ok = await runArca(['init', ...FAST_KDF, '--compression-level', '1', '--pack-size', '4', '--json'], { env: { ...env, ARCA_STORE: dir } });
     expect(ok.code).toBe(0);

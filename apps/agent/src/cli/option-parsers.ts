@@ -6,14 +6,18 @@ export function collect(value: string, previous: string[] | undefined): string[]
 }
 
 /** Commander parser factory for whole numbers with a minimum. */
-export function integer(min = 0): (value: string) => number {
+export function integer(min = 0, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
   return (value: string) => {
     if (!/^\d+$/.test(value.trim())) throw new InvalidArgumentError('not a whole number');
     const n = Number(value);
     if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`must be at least ${min}`);
+    if (n > max) throw new InvalidArgumentError(`must be at most ${max}`);
     return n;
   };
 }
+
+/** Argon2id limits enforced by libs/crypto, checked here too so a bad value is a usage error (exit 2). */
+export const KDF_LIMITS = { memoryKiB: [8192, 4 * 1024 * 1024], iterations: [1, 64], parallelism: [1, 16] } as const;
 
 const DURATION_UNITS: Record<string, number> = {
   y: 365 * 24 * 3600_000,

@@ -14,6 +14,8 @@ export interface StatusLine {
  * - warnings and errors on stderr, never suppressed, with known secrets redacted;
  * - `--json`: exactly one JSON document (`jsonDocument`) or JSON Lines (`jsonLine`) on stdout.
  */
+const MIN_MASKED_SECRET = 12;
+
 export class Output {
   readonly json: boolean;
   readonly quiet: boolean;
@@ -28,9 +30,13 @@ export class Output {
     this.quiet = options.quiet || options.json;
   }
 
-  /** Never show this string (a passphrase) in warnings or errors. */
+  /**
+   * Defence in depth: mask this string (a passphrase) should it ever appear in a warning or error.
+   * Nothing is meant to print it. Short secrets are not masked: "test" or "arca" also occur in
+   * ordinary messages, and masking those occurrences would reveal the passphrase.
+   */
   addSecret(secret: string): void {
-    if (secret.length > 0) this.secrets.add(secret);
+    if (secret.length >= MIN_MASKED_SECRET) this.secrets.add(secret);
   }
 
   redact(text: string): string {

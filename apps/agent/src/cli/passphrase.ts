@@ -25,15 +25,15 @@ function canPrompt(io: CliIo): boolean {
 }
 
 /**
- * The passphrase of an existing store, from (in order) --passphrase-file, ARCA_PASSPHRASE,
- * ARCA_PASSPHRASE_FILE, or a no-echo prompt on a terminal. With `confirm` (init) the prompt asks twice.
+ * The passphrase of an existing store, from (in order) --passphrase-file, ARCA_PASSPHRASE_FILE,
+ * ARCA_PASSPHRASE, or a no-echo prompt on a terminal (a file, the more explicit choice, wins). With `confirm` (init) the prompt asks twice.
  */
 export async function getPassphrase(ctx: CliContext, options: { confirm?: boolean; prompt?: string } = {}): Promise<string> {
   const { io, globals } = ctx;
   let passphrase: string | undefined;
   if (globals.passphraseFile) passphrase = await readPassphraseFile(globals.passphraseFile);
-  else if (io.env.ARCA_PASSPHRASE !== undefined && io.env.ARCA_PASSPHRASE !== '') passphrase = io.env.ARCA_PASSPHRASE;
   else if (io.env.ARCA_PASSPHRASE_FILE) passphrase = await readPassphraseFile(io.env.ARCA_PASSPHRASE_FILE, 'ARCA_PASSPHRASE_FILE');
+  else if (io.env.ARCA_PASSPHRASE !== undefined && io.env.ARCA_PASSPHRASE !== '') passphrase = io.env.ARCA_PASSPHRASE;
   else if (canPrompt(io)) passphrase = await promptNew(ctx, options.prompt ?? 'passphrase', options.confirm ?? false);
   else throw new CliError('NO_PASSPHRASE', 'no passphrase given, and there is no terminal to ask for one', { hint: HOW_TO_GIVE });
   ctx.out.addSecret(passphrase);

@@ -64,7 +64,7 @@ export function registerCheckCommand(program: Command, app: CliApp): void {
         if (!result.ok) {
           throw new CliError('CHECK_FAILED', `check found ${plural(Math.max(result.errors.length, result.damagedBlobs.length, 1), 'error')}`, {
             hint: result.damagedBlobs.length > 0
-              ? 'the files listed above cannot be fully restored; back them up again (`arca backup --force`) if they still exist'
+              ? 'the files listed above cannot be fully restored from this store; restore them from another copy, and keep the damaged packs for analysis (a new backup deduplicates against the damaged blobs, so it does not repair them)'
               : 'see the errors above; restore the affected objects from a copy of the store if you have one',
           });
         }

@@ -54,6 +54,9 @@ export function registerForgetCommand(program: Command, app: CliApp): void {
           ...(opts.keepWithin !== undefined ? { keepWithin: opts.keepWithin } : {}),
           ...(opts.keepTag ? { keepTags: opts.keepTag } : {}),
         };
+        if (opts.maxUnused !== undefined && !opts.prune) {
+          throw new UsageError('--max-unused only applies with --prune', 'add --prune, or run `arca prune --max-unused N` afterwards');
+        }
         if (Object.keys(policy).length === 0) {
           throw new UsageError('no retention policy given: refusing to forget every snapshot', 'add --keep-last N, --keep-daily N, --keep-within 30d, ... (see `arca forget --help`)');
         }

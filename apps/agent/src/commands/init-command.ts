@@ -1,7 +1,7 @@
 import { ArcaError, ArcaErrorCode, Store } from '@arca/engine';
 import type { Command } from 'commander';
 import { examples, type CliApp } from '../cli/command.ts';
-import { integer } from '../cli/option-parsers.ts';
+import { integer, KDF_LIMITS } from '../cli/option-parsers.ts';
 import { getPassphrase } from '../cli/passphrase.ts';
 import { openStoreBackend } from '../cli/store-options.ts';
 
@@ -17,11 +17,11 @@ export function registerInitCommand(program: Command, app: CliApp): void {
   const cmd = program
     .command('init')
     .description('create a new, empty store')
-    .option('--kdf-memory <KiB>', 'Argon2id memory cost of the passphrase key slot, in KiB (default 65536; at least 8192)', integer(1))
-    .option('--kdf-iterations <n>', 'Argon2id iterations (default 3; at least 1)', integer(1))
-    .option('--kdf-parallelism <n>', 'Argon2id lanes (default 4)', integer(1))
-    .option('--compression-level <n>', 'zstd level for the store, 0 (off) to 19 (default 3; 1 is faster, stores a few % more)', integer(0))
-    .option('--pack-size <MiB>', 'target pack size in MiB (default 16; larger means fewer objects on S3)', integer(1))
+    .option('--kdf-memory <KiB>', 'Argon2id memory cost of the passphrase key slot, in KiB (default 65536; 8192 to 4194304)', integer(...KDF_LIMITS.memoryKiB))
+    .option('--kdf-iterations <n>', 'Argon2id iterations (default 3; 1 to 64)', integer(...KDF_LIMITS.iterations))
+    .option('--kdf-parallelism <n>', 'Argon2id lanes (default 4; 1 to 16)', integer(...KDF_LIMITS.parallelism))
+    .option('--compression-level <n>', 'zstd level for the store, 0 (off) to 19 (default 3; 1 is faster, stores a few % more)', integer(0, 19))
+    .option('--pack-size <MiB>', 'target pack size in MiB (default 16; larger means fewer objects on S3; 1 to 1024)', integer(1, 1024))
     .action(
       app.action(async (ctx, command) => {
         const opts = command.opts<InitOptions>();

@@ -2,7 +2,7 @@ import { addKeySlot, listKeySlots, removeKeySlot } from '@arca/engine';
 import type { Command } from 'commander';
 import { examples, type CliApp } from '../cli/command.ts';
 import { formatTime, plural, renderTable, shortId } from '../cli/format.ts';
-import { integer } from '../cli/option-parsers.ts';
+import { integer, KDF_LIMITS } from '../cli/option-parsers.ts';
 import { getNewPassphrase } from '../cli/passphrase.ts';
 import { openStore, openStoreWithPassphrase } from '../cli/store-options.ts';
 
@@ -23,9 +23,9 @@ export function registerKeyCommand(program: Command, app: CliApp): void {
     .description('add a passphrase that opens the store (asks for the current one first)')
     .option('--new-passphrase-file <file>', 'read the new passphrase from the first line of a file (env: ARCA_NEW_PASSPHRASE holds it directly)')
     .option('--label <text>', 'a note to tell the slots apart, e.g. "laptop" or "safe deposit box"')
-    .option('--kdf-memory <KiB>', 'Argon2id memory cost in KiB (default 65536; at least 8192)', integer(1))
-    .option('--kdf-iterations <n>', 'Argon2id iterations (default 3)', integer(1))
-    .option('--kdf-parallelism <n>', 'Argon2id lanes (default 4)', integer(1))
+    .option('--kdf-memory <KiB>', 'Argon2id memory cost in KiB (default 65536; 8192 to 4194304)', integer(...KDF_LIMITS.memoryKiB))
+    .option('--kdf-iterations <n>', 'Argon2id iterations (default 3; 1 to 64)', integer(...KDF_LIMITS.iterations))
+    .option('--kdf-parallelism <n>', 'Argon2id lanes (default 4; 1 to 16)', integer(...KDF_LIMITS.parallelism))
     .action(
       app.action(async (ctx, command) => {
         const opts = command.opts<KeyAddOptions>();

@@ -29,7 +29,7 @@ export interface BackupOptions {
   hostname?: string;
   /** parent snapshot ID; default: the latest snapshot of the same host and paths */
   parent?: string;
-  /** read every file, ignoring the parent snapshot */
+  /** read every file, even those unchanged since the parent snapshot (which is still recorded) */
   force?: boolean;
   workers?: number;
   /**
@@ -132,7 +132,8 @@ class BackupRunner {
     const paths = [...new Set(this.options.paths.map(canonicalSourcePath))].sort();
     await this.store.loadIndex();
     const hostname = this.options.hostname ?? os.hostname();
-    const parent = this.options.force ? undefined : await this.findParent(hostname, paths);
+    // --force still records the parent (for diffs and statistics); it only stops files being reused
+    const parent = await this.findParent(hostname, paths);
     const { agentKeys } = this.store.keys;
     this.pool = new BlobWorkerPool(
       { macKey: agentKeys.macKey, chunkerKey: agentKeys.chunkerKey, chunkerParams: this.store.config.chunker, zstdLevel: this.store.config.compression.level },
@@ -329,7 +330,7 @@ class BackupRunner {
   private async backupFile(full: Buffer, node: TreeNode, st: BigIntStats, parentNode: TreeNode | undefined): Promise<TreeNode | undefined> {
     const size = node.size ?? 0;
     try {
-      if (parentNode && unchanged(parentNode, node) && parentNode.content!.every((id) => this.store.hasBlob(id))) {
+      if (!this.options.force && parentNode && unchanged(parentNode, node) && parentNode.content!.every((id) => this.store.hasBlob(id))) {
         this.stats.filesUnmodified++;
         this.stats.bytesTotal += size;
         this.progress.files++;

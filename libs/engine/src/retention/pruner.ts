@@ -110,7 +110,8 @@ export async function prune(store: Store, options: PruneOptions = {}): Promise<P
   if (!(Number.isFinite(maxUnused) && maxUnused >= 0 && maxUnused <= 100)) {
     throw new ArcaError(ArcaErrorCode.InvalidArgument, `maxUnusedPercent must be between 0 and 100, got ${String(maxUnused)}`);
   }
-  const lock = await acquireLock(store, true, 'prune');
+  // a dry run changes nothing: it may run beside backups
+  const lock = await acquireLock(store, !options.dryRun, 'prune');
   try {
     return await runPrune(store, options, maxUnused);
   } finally {
