@@ -15,6 +15,7 @@ import { registerInitCommand } from './commands/init-command.ts';
 import { registerKeyCommand } from './commands/key-command.ts';
 import { registerLsCommand } from './commands/ls-command.ts';
 import { registerPruneCommand } from './commands/prune-command.ts';
+import { registerRepairCommand } from './commands/repair-command.ts';
 import { registerRestoreCommand } from './commands/restore-command.ts';
 import { registerSnapshotsCommand } from './commands/snapshots-command.ts';
 import { registerUnlockCommand } from './commands/unlock-command.ts';
@@ -75,6 +76,7 @@ export function buildProgram(app: CliApp): Command {
   registerCheckCommand(program, app);
   registerForgetCommand(program, app);
   registerPruneCommand(program, app);
+  registerRepairCommand(program, app);
   registerKeyCommand(program, app);
   registerUnlockCommand(program, app);
   registerVersionCommand(program, app);

@@ -186,6 +186,20 @@ describe('arca error handling', () => {
     const cat = await damaged.run(['cat', `latest:${dsrc}/data.bin`]);
     expect(cat.code).toBe(1);
     expect(cat.stderr).toMatch(/damaged/);
+
+    // the way out: repair the index, back up again, and the old snapshot is whole again
+    expect(r.stderr).toMatch(/arca repair index/);
+    const repair = await damaged.run(['repair', 'index']);
+    expect(repair.code).toBe(0);
+    expect(repair.stdout).toMatch(/left out data blob .* authentication failed/);
+    expect(repair.stdout).toContain(`${dsrc}/data.bin`);
+    expect((await damaged.run(['backup', dsrc])).code).toBe(0);
+    expect((await damaged.run(['check', '--read-data'])).code).toBe(0);
+    const snaps = JSON.parse((await damaged.run(['snapshots', '--json'])).stdout) as { id: string }[];
+    const out = path.join(root, 'healed');
+    const healed = await damaged.run(['restore', `${snaps[0]!.id}:${dsrc}`, '--target', out]);
+    expect(healed.code).toBe(0);
+    expect(await readFile(path.join(out, 'data.bin'))).toEqual(await readFile(path.join(dsrc, 'data.bin')));
   });
 
   it('--help shows examples; version shows versions', async () => {

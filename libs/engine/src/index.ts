@@ -39,3 +39,4 @@ export { prune, type PruneOptions, type PruneProgress, type PruneResult, type Pr
 export { diffSnapshots, diffStats, type SnapshotChange, type ChangeKind, type DiffStats } from './diff/snapshot-diff.ts';
 export { findInSnapshots, compileFindPatterns, type FindMatch } from './find/snapshot-find.ts';
 export { compileGlob, globMatch } from './find/glob.ts';
+export { repairIndex, type RepairIndexOptions, type RepairIndexResult } from './check/repair-index.ts';

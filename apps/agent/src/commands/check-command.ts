@@ -53,6 +53,9 @@ export function registerCheckCommand(program: Command, app: CliApp): void {
             for (const f of d.files.slice(0, MAX_FILES_SHOWN)) ctx.out.result(`  used by ${shortId(f.snapshot)}:${f.path}`);
             if (d.files.length > MAX_FILES_SHOWN) ctx.out.result(`  ... and ${d.files.length - MAX_FILES_SHOWN} more (see --json)`);
           }
+          if (result.packsWithUnindexedData.length > 0) {
+            ctx.out.info(`${plural(result.packsWithUnindexedData.length, 'pack')} hold data no index describes (e.g. blobs left out by \`arca repair index\`); \`arca prune\` reclaims the space`);
+          }
           if (result.unreferencedPacks.length > 0) {
             ctx.out.info(`${plural(result.unreferencedPacks.length, 'pack')} not referenced by the index (e.g. left by an interrupted backup); \`arca prune\` removes them`);
           }
@@ -64,7 +67,7 @@ export function registerCheckCommand(program: Command, app: CliApp): void {
         if (!result.ok) {
           throw new CliError('CHECK_FAILED', `check found ${plural(Math.max(result.errors.length, result.damagedBlobs.length, 1), 'error')}`, {
             hint: result.damagedBlobs.length > 0
-              ? 'the files listed above cannot be fully restored from this store; restore them from another copy, and keep the damaged packs for analysis (a new backup deduplicates against the damaged blobs, so it does not repair them)'
+              ? 'run `arca repair index` to take the damaged blobs out of the index, then back up the affected paths again: files that still have this content store it anew and the listed snapshots become complete; otherwise restore those files from another copy'
               : 'see the errors above; restore the affected objects from a copy of the store if you have one',
           });
         }

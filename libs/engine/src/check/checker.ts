@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import { AEAD_OVERHEAD, AuthenticationError } from '@arca/crypto';
 import { ArcaError, ArcaErrorCode, isArcaError } from '../errors/arca-error.ts';
 import { BlobType, blobTypeName, openBlob } from '../format/blob-codec.ts';
-import { decodePackHeader, PACK_ENTRY_BYTES, packObjectName, type PackEntry } from '../format/pack-format.ts';
-import { FileKind, openFile, readFileKeyRef, SEALED_HEADER_BYTES } from '../format/sealed-file.ts';
+import { PACK_ENTRY_BYTES, packObjectName, type PackEntry } from '../format/pack-format.ts';
+import { SEALED_HEADER_BYTES } from '../format/sealed-file.ts';
 import type { TreeNode } from '../snapshot/tree.ts';
 import { acquireLock } from '../store/lock-manager.ts';
+import { readPackHeaderFromBytes } from '../store/pack-reader.ts';
 import type { IndexEntry } from '../store/master-index.ts';
 import type { Store } from '../store/store.ts';
 import { errorMessage, isDamage, listPacks, readTreeAt, runParallel, scanIndex, scanSnapshots, traverse, type ScannedIndex } from './store-scan.ts';
@@ -55,6 +56,11 @@ export interface CheckResult {
   errors: CheckError[];
   /** packs that no index describes, e.g. left by an interrupted backup; `prune` deletes them */
   unreferencedPacks: string[];
+  /**
+   * packs holding more bytes than their indexed blobs explain, e.g. after `repair index` left a
+   * damaged blob out; `prune` reclaims the space (information, not an error)
+   */
+  packsWithUnindexedData: string[];
   /** objects under `packs/` that are not named like packs (ignored by every command) */
   strayObjects: string[];
   damagedBlobs: DamagedBlob[];
@@ -87,10 +93,15 @@ export async function check(store: Store, options: CheckOptions = {}): Promise<C
   }
   const lock = await acquireLock(store, false, 'check');
   try {
-    return await new Checker(store, options).run();
+    return await checkHoldingLock(store, options);
   } finally {
     await lock.release();
   }
+}
+
+/** `check` for a caller that already holds a lock on the store (repair holds an exclusive one). */
+export function checkHoldingLock(store: Store, options: CheckOptions = {}): Promise<CheckResult> {
+  return new Checker(store, options).run();
 }
 
 interface BadCopy {
@@ -109,6 +120,7 @@ interface TreeInfo {
 }
 
 class Checker {
+  private readonly packsWithUnindexedData: string[] = [];
   private readonly errors: CheckError[] = [];
   /** blob ID -> damaged or unavailable copies */
   private readonly bad = new Map<string, BadCopy[]>();
@@ -240,6 +252,7 @@ class Checker {
       ok: this.errors.length === 0,
       errors: this.errors,
       unreferencedPacks,
+      packsWithUnindexedData: [...this.packsWithUnindexedData].sort(),
       strayObjects: strays.map((s) => s.name).sort(),
       damagedBlobs,
       stats: {
@@ -268,7 +281,7 @@ class Checker {
       this.errors.push({ kind: 'pack-size', pack: packId, message: `pack ${short} is truncated: ${size} bytes, the index needs at least ${min}` });
       for (const [id, e] of blobs) if (e.offset + e.length > size - 4) this.markBad({ id, type: e.type, pack: packId, reason: 'its pack is truncated', always: false });
     } else if (size > max) {
-      this.errors.push({ kind: 'pack-size', pack: packId, message: `pack ${short} is ${size} bytes, larger than its ${blobs.size} indexed blobs explain (at most ${max})` });
+      this.packsWithUnindexedData.push(packId);
     }
   }
 
@@ -342,22 +355,8 @@ class Checker {
     });
   }
 
-  private async readPackHeader(bytes: Buffer, name: string): Promise<{ entries: PackEntry[]; headerStart: number }> {
-    if (bytes.length < 4) throw new ArcaError(ArcaErrorCode.CorruptObject, `${name} is too short to be a pack`);
-    const headerLength = bytes.readUInt32LE(bytes.length - 4);
-    if (headerLength + 4 > bytes.length) throw new ArcaError(ArcaErrorCode.CorruptObject, `${name}: header length ${headerLength} exceeds the pack`);
-    const headerStart = bytes.length - 4 - headerLength;
-    const sealed = bytes.subarray(headerStart, bytes.length - 4);
-    const ref = readFileKeyRef(sealed, FileKind.PackHeader, name);
-    const [key] = await this.store.keys.fileKeys([ref], 'read');
-    let plain: Buffer;
-    try {
-      plain = openFile(ref, key!, sealed);
-    } catch (err) {
-      if (err instanceof AuthenticationError) throw new ArcaError(ArcaErrorCode.CorruptObject, 'authentication failed', { cause: err });
-      throw new ArcaError(ArcaErrorCode.CorruptObject, `cannot be decoded (${errorMessage(err)})`, { cause: err });
-    }
-    return { entries: decodePackHeader(plain, name), headerStart };
+  private readPackHeader(bytes: Buffer, name: string): Promise<{ entries: PackEntry[]; headerStart: number }> {
+    return readPackHeaderFromBytes(this.store, bytes, name);
   }
 
   /** Load one tree, check what it references; returns the subtrees to visit. */
