@@ -63,6 +63,23 @@ export class CliContext {
   }
 
   /**
+   * Run work that reports `{ phase, done, total }` (check, prune, repair) with a progress line
+   * labelled "<label> <phase>" on a terminal.
+   */
+  async withPhaseProgress<T>(label: string, run: (onProgress: (p: { phase: string; done: number; total: number }) => void) => Promise<T>): Promise<T> {
+    const bar = this.startProgress(label, 'count');
+    try {
+      return await run((p) => {
+        if (!bar) return;
+        bar.setLabel(`${label} ${p.phase}`);
+        bar.update({ done: p.done, total: p.total });
+      });
+    } finally {
+      this.stopProgress(bar);
+    }
+  }
+
+  /**
    * Await `work`, but give up with an InterruptedError (exit 130) on the `signalsToQuit`-th SIGINT
    * (commands that stop gracefully on the first one pass 2). The work itself keeps running: the
    * caller must end the process (bin/arca.ts does for exit status 130).

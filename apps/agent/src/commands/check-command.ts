@@ -24,21 +24,13 @@ export function registerCheckCommand(program: Command, app: CliApp): void {
         const opts = command.opts<CheckOptions>();
         const store = await openStore(ctx);
         const started = performance.now();
-        const bar = ctx.startProgress('check', 'count');
-        let result: CheckResult;
-        try {
-          result = await check(store, {
+        const result: CheckResult = await ctx.withPhaseProgress('check', (onProgress) =>
+          check(store, {
             ...(opts.readData ? { readData: true } : {}),
             ...(opts.readDataSubset ? { readDataSubset: opts.readDataSubset } : {}),
-            onProgress: (p) => {
-              if (!bar) return;
-              bar.setLabel(`check ${p.phase}`);
-              bar.update({ done: p.done, total: p.total });
-            },
-          });
-        } finally {
-          ctx.stopProgress(bar);
-        }
+            onProgress,
+          }),
+        );
         if (ctx.out.json) {
           ctx.out.jsonDocument(result);
         } else {

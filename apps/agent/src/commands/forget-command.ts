@@ -8,14 +8,8 @@ import { openStore } from '../cli/store-options.ts';
 import { printPruneResult, runPrune } from './prune-command.ts';
 import { SNAPSHOT_HEADERS, snapshotJson, snapshotRows } from './snapshots-command.ts';
 
-interface ForgetOptions {
-  keepLast?: number;
-  keepHourly?: number;
-  keepDaily?: number;
-  keepWeekly?: number;
-  keepMonthly?: number;
-  keepYearly?: number;
-  keepWithin?: number;
+/** commander's camelCased options: the policy's fields, with `--keep-tag` collected as keepTag */
+interface ForgetOptions extends Omit<RetentionPolicy, 'keepTags'> {
   keepTag?: string[];
   host?: string;
   tag?: string[];

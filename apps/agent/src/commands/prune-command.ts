@@ -12,21 +12,14 @@ export interface PruneOptions {
 }
 
 /** Run prune with a progress line (shared with `forget --prune`). */
-export async function runPrune(ctx: CliContext, store: Store, opts: PruneOptions): Promise<PruneResult> {
-  const bar = ctx.startProgress('prune', 'count');
-  try {
-    return await prune(store, {
+export function runPrune(ctx: CliContext, store: Store, opts: PruneOptions): Promise<PruneResult> {
+  return ctx.withPhaseProgress('prune', (onProgress) =>
+    prune(store, {
       ...(opts.dryRun ? { dryRun: true } : {}),
       ...(opts.maxUnused !== undefined ? { maxUnusedPercent: opts.maxUnused } : {}),
-      onProgress: (p) => {
-        if (!bar) return;
-        bar.setLabel(`prune ${p.phase}`);
-        bar.update({ done: p.done, total: p.total });
-      },
-    });
-  } finally {
-    ctx.stopProgress(bar);
-  }
+      onProgress,
+    }),
+  );
 }
 
 export function printPruneResult(ctx: CliContext, r: PruneResult): void {

@@ -18,20 +18,7 @@ export function registerRepairCommand(program: Command, app: CliApp): void {
       app.action(async (ctx, command) => {
         const opts = command.opts<RepairIndexCliOptions>();
         const store = await openStore(ctx);
-        const bar = ctx.startProgress('repair', 'count');
-        let result;
-        try {
-          result = await repairIndex(store, {
-            ...(opts.dryRun ? { dryRun: true } : {}),
-            onProgress: (p) => {
-              if (!bar) return;
-              bar.setLabel(`repair ${p.phase}`);
-              bar.update({ done: p.done, total: p.total });
-            },
-          });
-        } finally {
-          ctx.stopProgress(bar);
-        }
+        const result = await ctx.withPhaseProgress('repair', (onProgress) => repairIndex(store, { ...(opts.dryRun ? { dryRun: true } : {}), onProgress }));
         if (ctx.out.json) {
           ctx.out.jsonDocument(result);
           return;

@@ -19,6 +19,7 @@ import { WorkerIoError } from '../util/worker-pool.ts';
 import { ExcludeRules } from './exclude-rules.ts';
 import { nodeFromStat } from './node-from-stat.ts';
 import { UserNames } from './user-names.ts';
+import { currentUserName } from '../util/os-user.ts';
 
 export interface BackupOptions {
   paths: string[];
@@ -179,7 +180,7 @@ class BackupRunner {
       tree: rootTree,
       paths,
       hostname,
-      username: safeUser(),
+      username: currentUserName(),
       tags: this.options.tags ?? [],
       programVersion: ENGINE_VERSION,
       summary: this.stats,
@@ -535,10 +536,3 @@ function settle<T>(p: Promise<T>): Promise<T> {
   return p;
 }
 
-function safeUser(): string {
-  try {
-    return os.userInfo().username;
-  } catch {
-    return '';
-  }
-}

@@ -1,11 +1,11 @@
 import { listAll, type ObjectInfo } from '../backend/storage-backend.ts';
 import { ArcaError, ArcaErrorCode } from '../errors/arca-error.ts';
-import { BlobEncoding, BlobType, parseBlobType } from '../format/blob-codec.ts';
+import { BlobType } from '../format/blob-codec.ts';
 import { packObjectName } from '../format/pack-format.ts';
 import { FileKind } from '../format/sealed-file.ts';
 import type { Snapshot, SnapshotRecord } from '../snapshot/snapshot.ts';
 import type { Tree } from '../snapshot/tree.ts';
-import type { IndexEntry, IndexFileContent } from '../store/master-index.ts';
+import { indexEntryOf, type IndexEntry, type IndexFileContent } from '../store/master-index.ts';
 import type { Store } from '../store/store.ts';
 
 /**
@@ -67,18 +67,7 @@ function entriesOf(content: IndexFileContent, what: string): { packId: string; i
       ) {
         throw new ArcaError(ArcaErrorCode.CorruptObject, `${what} has an invalid blob entry in pack ${pack.id.slice(0, 12)}`);
       }
-      out.push({
-        packId: pack.id,
-        id: b.id,
-        entry: {
-          packId: pack.id,
-          type: parseBlobType(b.type),
-          encoding: b.encoding === 'zstd' ? BlobEncoding.Zstd : BlobEncoding.Raw,
-          offset: b.offset,
-          length: b.length,
-          rawLength: b.rawLength,
-        },
-      });
+      out.push({ packId: pack.id, id: b.id, entry: indexEntryOf(pack.id, b) });
     }
   }
   return out;

@@ -5,6 +5,7 @@ import { ArcaError, ArcaErrorCode } from '../errors/arca-error.ts';
 import type { StorageBackend } from '../backend/storage-backend.ts';
 import { listAll } from '../backend/storage-backend.ts';
 import { canonicalJson } from '../util/canonical-json.ts';
+import { currentUserName } from '../util/os-user.ts';
 
 /**
  * `keys/<id>`: the master key wrapped under Argon2id(passphrase). Several slots may exist (one per
@@ -56,7 +57,7 @@ export async function addKeySlot(
     version: 1,
     created: new Date().toISOString(),
     host: os.hostname(),
-    user: safeUser(),
+    user: currentUserName(),
     label: options.label ?? '',
     kdf,
     wrappedKey: aeadSeal(kek, masterKey, slotAd(storeId, kdf)).toString('base64'),
@@ -128,10 +129,3 @@ function parseSlot(bytes: Buffer, id: string): KeySlotFile {
   return file;
 }
 
-function safeUser(): string {
-  try {
-    return os.userInfo().username;
-  } catch {
-    return '';
-  }
-}

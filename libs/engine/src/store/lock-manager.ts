@@ -4,6 +4,7 @@ import { listAll } from '../backend/storage-backend.ts';
 import { ArcaError, ArcaErrorCode } from '../errors/arca-error.ts';
 import { FileKind, newFileKeyRef, sealFile } from '../format/sealed-file.ts';
 import type { Store } from './store.ts';
+import { currentUserName } from '../util/os-user.ts';
 
 /**
  * Store locks (`locks/<id>`, sealed). Backup, restore and check take shared locks; prune takes an
@@ -123,7 +124,7 @@ export async function acquireLock(store: Store, exclusive: boolean, operation: s
     exclusive,
     time: new Date().toISOString(),
     hostname: os.hostname(),
-    username: safeUser(),
+    username: currentUserName(),
     pid: process.pid,
     operation,
   };
@@ -155,10 +156,3 @@ export async function removeLocks(store: Store, all: boolean): Promise<string[]>
   return removed;
 }
 
-function safeUser(): string {
-  try {
-    return os.userInfo().username;
-  } catch {
-    return '';
-  }
-}

@@ -63,18 +63,21 @@ export class MasterIndex {
   addFileContent(content: IndexFileContent, what: string): void {
     if (content.version !== 1 || !Array.isArray(content.packs)) throw new ArcaError(ArcaErrorCode.CorruptObject, `${what} is not a valid index`);
     for (const pack of content.packs) {
-      for (const b of pack.blobs) {
-        this.add(b.id, {
-          packId: pack.id,
-          type: parseBlobType(b.type),
-          encoding: b.encoding === 'zstd' ? BlobEncoding.Zstd : BlobEncoding.Raw,
-          offset: b.offset,
-          length: b.length,
-          rawLength: b.rawLength,
-        });
-      }
+      for (const b of pack.blobs) this.add(b.id, indexEntryOf(pack.id, b));
     }
   }
+}
+
+/** An index file's JSON blob record as an in-memory entry. */
+export function indexEntryOf(packId: string, b: IndexFileContent['packs'][number]['blobs'][number]): IndexEntry {
+  return {
+    packId,
+    type: parseBlobType(b.type),
+    encoding: b.encoding === 'zstd' ? BlobEncoding.Zstd : BlobEncoding.Raw,
+    offset: b.offset,
+    length: b.length,
+    rawLength: b.rawLength,
+  };
 }
 
 export function indexFileContent(packs: Map<string, { id: string; entry: IndexEntry }[]>, supersedes: string[] = []): IndexFileContent {
