@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ArcaErrorCode, backup, check, isArcaError, listAll, listLocks, resolveSnapshot, restore } from '../src/index.ts';
+import { ArcaErrorCode, backup, check, isArcaError, listAll, listLocks, resolveSnapshot, restore, type Store } from '../src/index.ts';
 import { describeTree, newStore, reopen, tempDir } from './support/engine-fixtures.ts';
 
 const CHILD = fileURLToPath(new URL('./support/backup-child.ts', import.meta.url));
@@ -93,25 +93,32 @@ describe('crash safety', () => {
   it.skipIf(!canMount)('a full disk fails the backup with a clear error and keeps earlier snapshots intact', async () => {
     const storeDir = path.join(tmp.dir, 'store');
     mkdirSync(storeDir);
+    const opened: Store[] = [];
     const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', storeDir]);
     if (mounted.status !== 0) throw new Error(`cannot mount tmpfs: ${mounted.stderr.toString()}`);
     try {
       const small = path.join(tmp.dir, 'small');
       makeRandomTree(small, 4, 50_000);
       const store = await newStore(storeDir);
+      opened.push(store);
       const first = await backup(store, { paths: [small] });
       const big = path.join(tmp.dir, 'big');
       makeRandomTree(big, 10, 1_000_000);
-      const err = await backup(await reopen(storeDir), { paths: [big] }).catch((e: unknown) => e);
+      const second = await reopen(storeDir);
+      opened.push(second);
+      const err = await backup(second, { paths: [big] }).catch((e: unknown) => e);
       expect(isArcaError(err, ArcaErrorCode.NoSpace)).toBe(true);
       expect((err as Error & { hint?: string }).hint).toMatch(/free space/);
 
       const after = await reopen(storeDir);
+      opened.push(after);
       expect((await check(after, {})).errors).toEqual([]);
       const out = path.join(tmp.dir, 'out');
       await restore(after, await resolveSnapshot(after, first.id), { target: out, subPath: small });
       expect(describeTree(out)).toEqual(describeTree(small));
     } finally {
+      // stores keep pack descriptors open for range reads: close them so the mount is not busy
+      for (const s of opened) await s.backend.close();
       spawnSync('umount', [storeDir]);
     }
   });

@@ -225,7 +225,7 @@ class BackupRunner {
       const full = path.join(dir, name);
       const st = lstatSync(full, { bigint: true });
       const node = nodeFromStat(Buffer.from(name), st, this.names);
-      const parentNode = parentNodes.get(Buffer.from(name).toString('base64'));
+      const parentNode = parentNodes.byName.get(Buffer.from(name).toString('base64'));
       if (child.selected) {
         const entry = await this.dispatchEntry(Buffer.from(full), node, st, parentNode, st.dev);
         this.flushSmallBatch();
@@ -239,15 +239,18 @@ class BackupRunner {
     return this.saveTree(nodes);
   }
 
-  private async parentNodes(treeId: string | undefined): Promise<Map<string, TreeNode>> {
-    const map = new Map<string, TreeNode>();
-    if (!treeId) return map;
+  /** The parent snapshot's entries of a directory: by raw name (base64), and in stored order. */
+  private async parentNodes(treeId: string | undefined): Promise<{ byName: Map<string, TreeNode>; list: TreeNode[] }> {
+    const byName = new Map<string, TreeNode>();
+    if (!treeId) return { byName, list: [] };
     try {
-      for (const n of (await loadTree(this.store, treeId)).nodes) map.set(rawName(n).toString('base64'), n);
+      const list = (await loadTree(this.store, treeId)).nodes;
+      for (const n of list) byName.set(rawName(n).toString('base64'), n);
+      return { byName, list };
     } catch {
       // a damaged parent only costs re-reading files
+      return { byName: new Map(), list: [] };
     }
-    return map;
   }
 
   private async saveTree(nodes: TreeNode[]): Promise<string> {
@@ -261,6 +264,8 @@ class BackupRunner {
     if (this.fatal) throw this.fatal;
     switch (node.type) {
       case 'file': {
+        const reused = this.reuseUnchanged(node, parentNode);
+        if (reused) return dispatched(Promise.resolve(reused));
         if (!this.fileSlots.tryAcquire()) {
           // everything in flight may be waiting for the batch being filled: send it before waiting
           this.flushSmallBatch();
@@ -318,27 +323,34 @@ class BackupRunner {
       }
       if (this.excludes.excludes(full.toString(), st.isDirectory())) continue;
       const node = nodeFromStat(name, st, this.names);
-      pending.push((await this.dispatchEntry(full, node, st, parentNodes.get(name.toString('base64')), rootDev)).done);
+      pending.push((await this.dispatchEntry(full, node, st, parentNodes.byName.get(name.toString('base64')), rootDev)).done);
     }
     return dispatched(
-      Promise.all(pending).then((nodes) => {
+      Promise.all(pending).then((all) => {
         this.progress.dirs++;
-        return this.saveTree(nodes.filter((n): n is TreeNode => n !== undefined));
+        const nodes = all.filter((n): n is TreeNode => n !== undefined);
+        // nothing changed in this directory: its tree is the parent's, no need to encode and hash it
+        if (parentTree && this.store.hasBlob(parentTree) && sameNodes(nodes, parentNodes.list)) return parentTree;
+        return this.saveTree(nodes);
       }),
     );
+  }
+
+  /** The parent's blob list for a file unchanged since the parent snapshot (not read again). */
+  private reuseUnchanged(node: TreeNode, parentNode: TreeNode | undefined): TreeNode | undefined {
+    if (this.options.force || !parentNode || !unchanged(parentNode, node) || !parentNode.content!.every((id) => this.store.hasBlob(id))) return undefined;
+    const size = node.size ?? 0;
+    this.stats.filesUnmodified++;
+    this.stats.bytesTotal += size;
+    this.progress.files++;
+    this.progress.bytesDone += size;
+    this.report();
+    return { ...node, content: parentNode.content! };
   }
 
   private async backupFile(full: Buffer, node: TreeNode, st: BigIntStats, parentNode: TreeNode | undefined): Promise<TreeNode | undefined> {
     const size = node.size ?? 0;
     try {
-      if (!this.options.force && parentNode && unchanged(parentNode, node) && parentNode.content!.every((id) => this.store.hasBlob(id))) {
-        this.stats.filesUnmodified++;
-        this.stats.bytesTotal += size;
-        this.progress.files++;
-        this.progress.bytesDone += size;
-        this.report();
-        return { ...node, content: parentNode.content! };
-      }
       let content: string[] | undefined;
       if (st.nlink > 1n) {
         // hard links: read the content once, share the blob list
@@ -494,6 +506,28 @@ function canonicalSourcePath(p: string): string {
   } catch {
     throw new ArcaError(ArcaErrorCode.SourceNotFound, `cannot back up ${abs}: it does not exist or cannot be read`, { hint: 'check the path' });
   }
+}
+
+/** Same entries in the same order, field by field: the tree they encode would be the same blob. */
+function sameNodes(a: readonly TreeNode[], b: readonly TreeNode[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!sameNode(a[i]!, b[i]!)) return false;
+  return true;
+}
+
+function sameNode(a: TreeNode, b: TreeNode): boolean {
+  const x = a as unknown as Record<string, unknown>;
+  const y = b as unknown as Record<string, unknown>;
+  const keys = Object.keys(x).filter((k) => x[k] !== undefined);
+  if (keys.length !== Object.keys(y).filter((k) => y[k] !== undefined).length) return false;
+  for (const k of keys) {
+    const u = x[k];
+    const v = y[k];
+    if (Array.isArray(u)) {
+      if (!Array.isArray(v) || u.length !== v.length || u.some((e, i) => e !== v[i])) return false;
+    } else if (u !== v) return false;
+  }
+  return true;
 }
 
 function unchanged(parent: TreeNode, now: TreeNode): boolean {
