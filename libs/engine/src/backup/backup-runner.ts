@@ -300,6 +300,10 @@ class BackupRunner {
 
   /** Dispatch a directory's entries; `done` gives its tree ID (undefined if it could not be read). */
   private async dispatchDir(dir: Buffer, parentTree: string | undefined, rootDev: bigint): Promise<Dispatched<string | undefined>> {
+    // Unchanged files and cached tree reads complete without real I/O, so the walk could run for
+    // seconds without returning to the event loop, starving worker replies (a changed large file
+    // would wait for the whole walk). Yield once per directory.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     let names: Buffer[];
     try {
       names = readdirSync(dir, { encoding: 'buffer' });
