@@ -6,7 +6,10 @@
  * ctime, inode) applies, as on a live machine. Then both restore the v2 snapshot. Reports wall
  * time, throughput, store size and peak RSS, and the arca/restic ratios.
  *
- * Env: BENCH_DIR (default /tmp/arca-bench), BENCH_RUNS (default 1; medians are reported).
+ * Env: BENCH_DIR (default /tmp/arca-bench), BENCH_RUNS (default 1; medians are reported),
+ * BENCH_RESTORE_DIR (where restores go; default BENCH_DIR/work). A tmpfs such as /dev/shm measures
+ * the tools rather than the disk: on a disk whose file creation has slowed (ext4 with online
+ * discard after heavy churn, seen at ~1 ms per created file) both tools' restores mostly wait on it.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, readdirSync } from 'node:fs';
@@ -108,7 +111,7 @@ const restic: Tool = {
 
 async function measure(tool: Tool, work: string): Promise<ToolResult> {
   const store = path.join(work, `${tool.name}-store`);
-  const target = path.join(work, `${tool.name}-restore`);
+  const target = path.join(process.env.BENCH_RESTORE_DIR ?? work, `${tool.name}-restore`);
   rmSync(store, { recursive: true, force: true });
   rmSync(target, { recursive: true, force: true });
   await tool.init(store);
@@ -154,7 +157,7 @@ async function main(): Promise<void> {
     ['peak RSS, incremental', (r) => r.incremental.peakRssMiB, 'rss', 0],
     ['peak RSS, restore', (r) => r.restore.peakRssMiB, 'rss', 0],
   ];
-  console.log(`\ndataset: v1 ${(v1Bytes / 1e6).toFixed(0)} MB, v2 ${(v2Bytes / 1e6).toFixed(0)} MB; ${RUNS} run(s), medians; ratio = arca/restic for time, size and RSS (lower is better), speedup = restic/arca\n`);
+  console.log(`\ndataset: v1 ${(v1Bytes / 1e6).toFixed(0)} MB, v2 ${(v2Bytes / 1e6).toFixed(0)} MB; ${RUNS} run(s), medians; restores into ${process.env.BENCH_RESTORE_DIR ?? work}; ratio = arca/restic for time, size and RSS (lower is better), speedup = restic/arca\n`);
   console.log('| measure | arca | restic | ratio | speedup |');
   console.log('|---|---:|---:|---:|---:|');
   for (const [label, f, kind, bytes] of rows) {

@@ -105,7 +105,17 @@ class BackupRunner {
   private readonly names = new UserNames();
   private readonly fileSlots = new Semaphore(MAX_FILES_IN_FLIGHT);
   private readonly budget = new ByteBudget(MAX_BYTES_IN_FLIGHT);
-  private pool!: BlobWorkerPool;
+  private workerPool: BlobWorkerPool | undefined;
+
+  /** Worker threads start on first use: a backup with nothing to read never spawns them. */
+  private get pool(): BlobWorkerPool {
+    const { agentKeys } = this.store.keys;
+    this.workerPool ??= new BlobWorkerPool(
+      { macKey: agentKeys.macKey, chunkerKey: agentKeys.chunkerKey, chunkerParams: this.store.config.chunker, zstdLevel: this.store.config.compression.level },
+      this.options.workers,
+    );
+    return this.workerPool;
+  }
   private readonly warnings: BackupWarning[] = [];
   private readonly hardlinks = new Map<string, Promise<string[] | undefined>>();
   private small: SmallBatch = { paths: [], bytes: 0, waiters: [] };
@@ -135,11 +145,6 @@ class BackupRunner {
     const hostname = this.options.hostname ?? os.hostname();
     // --force still records the parent (for diffs and statistics); it only stops files being reused
     const parent = await this.findParent(hostname, paths);
-    const { agentKeys } = this.store.keys;
-    this.pool = new BlobWorkerPool(
-      { macKey: agentKeys.macKey, chunkerKey: agentKeys.chunkerKey, chunkerParams: this.store.config.chunker, zstdLevel: this.store.config.compression.level },
-      this.options.workers,
-    );
     let rootTree: string;
     const onAbort = () => {
       this.fatal ??= new ArcaError(ArcaErrorCode.Interrupted, 'backup interrupted', {
@@ -170,7 +175,7 @@ class BackupRunner {
       throw err;
     } finally {
       this.options.signal?.removeEventListener('abort', onAbort);
-      await this.pool.close();
+      await this.workerPool?.close();
     }
     this.stats.durationMs = Date.now() - started;
     this.stats.skipped = this.warnings.length;
