@@ -74,6 +74,9 @@ describe('backup and restore', () => {
     expect(second.snapshot.parent).toBe(first.id);
     expect(second.snapshot.summary!.bytesRead).toBe(0);
     expect(second.snapshot.summary!.dataBlobsNew).toBe(0);
+    // only the directories above the source (whose metadata changed) need new trees
+    expect(first.snapshot.summary!.treeBlobsNew).toBeGreaterThanOrEqual(first.snapshot.summary!.dirs);
+    expect(second.snapshot.summary!.treeBlobsNew).toBeLessThan(first.snapshot.summary!.treeBlobsNew);
     // the directory's tree is the same blob (the root differs: it records /tmp's own metadata)
     const s2 = await reopen(storeDir);
     expect((await findNode(s2, second.snapshot.tree, src))!.subtree).toBe((await findNode(s2, first.snapshot.tree, src))!.subtree);

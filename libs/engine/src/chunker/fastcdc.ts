@@ -65,9 +65,8 @@ export class FastCdc {
   }
 
   /**
-   * Length of the next chunk of `data[start, end)`. When fewer than maxSize bytes are available the
-   * caller must pass `eof = true` only if no more data follows; otherwise it must supply more data
-   * first (see `needsMore`).
+   * Length of the next chunk of `data[start, end)`. A length that reaches `end` is final only at the
+   * end of the input or at maxSize; one that stops before `end` is final regardless of what follows.
    */
   nextChunkLength(data: Uint8Array, start: number, end: number): number {
     const { minSize, avgSize, maxSize } = this.params;
@@ -91,10 +90,6 @@ export class FastCdc {
     return limit - start;
   }
 
-  /** True when a cut decision at `start` could change if more data arrived. */
-  needsMore(start: number, end: number): boolean {
-    return end - start < this.params.maxSize;
-  }
 
   /** Split a complete buffer into chunk lengths (convenience for small inputs and tests). */
   chunkLengths(data: Uint8Array): number[] {

@@ -1,5 +1,5 @@
 import { constants, zstdCompressSync, zstdDecompressSync, type ZstdOptions } from 'node:zlib';
-import { aeadOpen, aeadSeal, AEAD_OVERHEAD } from '@arca/crypto';
+import { aeadOpen, aeadSeal } from '@arca/crypto';
 
 /**
  * A blob as stored inside a pack: nonce(12) || AES-256-GCM(K_blob, encoded plaintext) || tag(16).
@@ -78,4 +78,3 @@ export function openBlob(key: Uint8Array, id: Uint8Array, type: BlobType, encodi
   return zstdDecompressSync(body, { maxOutputLength: Math.max(rawLength, 1) });
 }
 
-export const BLOB_OVERHEAD = AEAD_OVERHEAD;

@@ -13,9 +13,7 @@ export async function loadTree(store: Store, id: string): Promise<Tree> {
 
 /** Store a directory's tree (nodes already sorted with sortNodes); `isNew` when the store lacked it. */
 export async function saveTree(store: Store, nodes: TreeNode[]): Promise<{ id: string; isNew: boolean }> {
-  const bytes = Buffer.from(canonicalJson({ version: 1, nodes } satisfies Tree));
-  const isNew = !store.hasBlob(store.blobId(bytes, BlobType.Tree).toString('hex'));
-  return { id: await store.saveBlob(BlobType.Tree, bytes), isNew };
+  return store.saveBlob(BlobType.Tree, Buffer.from(canonicalJson({ version: 1, nodes } satisfies Tree)));
 }
 
 /** Resolve `/a/b/c` inside a snapshot's root tree. Returns the node and its parent path. */

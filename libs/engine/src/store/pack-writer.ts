@@ -32,10 +32,6 @@ export class PackWriter {
     if (this.bytes >= this.store.config.packSize) await this.flush();
   }
 
-  get bufferedBytes(): number {
-    return this.bytes;
-  }
-
   /** Seal the header and hand the pack to the store's uploader (as parts: no copy into one buffer). */
   async flush(): Promise<void> {
     if (this.entries.length === 0) return;

@@ -230,14 +230,14 @@ export class Store {
 
   // ---- writing blobs ----
 
-  /** Store a blob unless it already exists; returns its id. Trees and small blobs use this path. */
-  async saveBlob(type: BlobType, plaintext: Uint8Array): Promise<string> {
+  /** Store a blob unless it already exists (trees and other small blobs use this path). */
+  async saveBlob(type: BlobType, plaintext: Uint8Array): Promise<{ id: string; isNew: boolean }> {
     const id = this.blobId(plaintext, type);
     const hex = id.toString('hex');
-    if (!this.claimBlob(hex)) return hex;
+    if (!this.claimBlob(hex)) return { id: hex, isNew: false };
     const [key] = await this.keys.blobKeys([id], 'write');
     await this.addSealedBlob(type, id, sealBlob(key!, id, type, plaintext, this.config.compression.level));
-    return hex;
+    return { id: hex, isNew: true };
   }
 
   /** Add a sealed blob that the caller has claimed with `claimBlob`. */
