@@ -5,3 +5,4 @@ export {
   KEY_BYTES, BLOB_ID_BYTES, FILE_KEY_ID_BYTES, type AgentKeys, type StoreKeys,
 } from './key-hierarchy.ts';
 export { constantTimeEqual } from './constant-time.ts';
+export * from './tokens/index.ts';
