@@ -5,6 +5,8 @@ import module from 'node:module';
 // Cache compiled code between runs (the engine pulls in the AWS SDK): roughly halves start-up time.
 // Enabled before the dynamic import below so that it covers the whole module graph.
 module.enableCompileCache?.();
+// Worker threads start their own module loader: the environment variable carries the cache to them.
+process.env.NODE_COMPILE_CACHE ??= module.getCompileCacheDir?.();
 
 // `arca ls | head`: a closed pipe ends the output quietly instead of with a stack trace.
 for (const stream of [process.stdout, process.stderr]) {

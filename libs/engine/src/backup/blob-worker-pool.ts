@@ -53,7 +53,8 @@ export class BlobWorkerPool {
   async seal(batch: HashedBatch, indices: number[], keys: Buffer[], type: BlobType): Promise<SealedBlob[]> {
     const ids = indices.map((i) => batch.ids[i]!);
     const msg = await this.pool.request<Extract<WorkerResponse, { op: 'sealed' }>>(batch.worker, { op: 'seal', seq: batch.seq, indices, ids, keys, type });
-    return msg.sealed.map((s) => ({ encoding: s.encoding, rawLength: s.rawLength, bytes: Buffer.from(s.bytes.buffer, s.bytes.byteOffset, s.bytes.byteLength) }));
+    const parts = msg.parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength));
+    return msg.blobs.map((b) => ({ encoding: b.encoding, rawLength: b.rawLength, bytes: parts[b.part]!.subarray(b.offset, b.offset + b.length) }));
   }
 
   drop(batch: HashedBatch): void {

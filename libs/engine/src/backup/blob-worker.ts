@@ -35,6 +35,13 @@ function reply(msg: WorkerResponse, transfer: ArrayBuffer[] = []): void {
   parentPort!.postMessage(msg, transfer);
 }
 
+const OWN_BUFFER_MIN = 64 * 1024;
+
+/** A buffer worth transferring on its own: it is the whole of its (large) ArrayBuffer. */
+function ownsBuffer(bytes: Buffer): boolean {
+  return bytes.length >= OWN_BUFFER_MIN && bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length;
+}
+
 function hashChunks(data: Buffer, lengths: number[], out: Buffer[], ids: Buffer[]): void {
   let pos = 0;
   for (const len of lengths) {
@@ -143,14 +150,34 @@ function handle(msg: WorkerRequest): void {
       const chunks = batches.get(msg.seq);
       if (!chunks) throw new Error(`unknown batch ${msg.seq}`);
       batches.delete(msg.seq);
-      const transfer: ArrayBuffer[] = [];
-      const sealed = msg.indices.map((chunk, i) => {
-        const s = sealBlob(msg.keys[i]!, msg.ids[i]!, msg.type as BlobType, chunks[chunk]!, zstdLevel);
-        if (s.bytes.byteOffset === 0 && s.bytes.buffer.byteLength === s.bytes.length) transfer.push(s.bytes.buffer as ArrayBuffer);
-        return { encoding: s.encoding, rawLength: s.rawLength, bytes: s.bytes };
-      });
+      const sealed = msg.indices.map((chunk, i) => sealBlob(msg.keys[i]!, msg.ids[i]!, msg.type as BlobType, chunks[chunk]!, zstdLevel));
       releaseBatch(msg.seq);
-      reply({ op: 'sealed', seq: msg.seq, sealed }, transfer);
+      // Small blobs travel together in one exactly sized buffer, transferred rather than cloned:
+      // cloning a Buffer copies its whole backing ArrayBuffer (an 8 KiB pool slab for a 500-byte
+      // blob), and thousands of small copies fragment the main thread's heap. A large blob that
+      // owns its ArrayBuffer is transferred as it is (no copy).
+      const parts: Buffer[] = [];
+      const placed: { part: number; offset: number }[] = [];
+      const small = sealed.filter((s) => !ownsBuffer(s.bytes));
+      const packed = small.length > 0 ? Buffer.allocUnsafeSlow(small.reduce((sum, s) => sum + s.bytes.length, 0)) : undefined;
+      if (packed) parts.push(packed);
+      let pos = 0;
+      for (const s of sealed) {
+        if (ownsBuffer(s.bytes)) {
+          placed.push({ part: parts.length, offset: 0 });
+          parts.push(s.bytes);
+        } else {
+          placed.push({ part: 0, offset: pos });
+          pos += s.bytes.copy(packed!, pos);
+        }
+      }
+      reply(
+        {
+          op: 'sealed', seq: msg.seq, parts,
+          blobs: sealed.map((s, i) => ({ encoding: s.encoding, rawLength: s.rawLength, part: placed[i]!.part, offset: placed[i]!.offset, length: s.bytes.length })),
+        },
+        parts.map((b) => b.buffer as ArrayBuffer),
+      );
       return;
     }
     case 'drop':

@@ -21,4 +21,5 @@ export type WorkerResponse =
   /** `ids` holds 32 bytes per chunk, files in order */
   | { op: 'hashedFiles'; seq: number; files: FileHashResult[]; ids: Uint8Array }
   | { op: 'hashedSegment'; seq: number; chunks: number; consumed: number; eof: boolean; bytesRead: number; ids: Uint8Array }
-  | { op: 'sealed'; seq: number; sealed: { encoding: BlobEncoding; rawLength: number; bytes: Uint8Array }[] };
+  /** sealed blobs in request order, each at `offset` in `parts[part]` (transferred buffers) */
+  | { op: 'sealed'; seq: number; parts: Uint8Array[]; blobs: { encoding: BlobEncoding; rawLength: number; part: number; offset: number; length: number }[] };
