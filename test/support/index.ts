@@ -1,1 +1,2 @@
 export * from './s3rver-server.ts';
+export * from './softhsm-token.ts';

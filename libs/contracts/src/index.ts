@@ -1,0 +1,2 @@
+/** Wire types and runtime schemas (zod) shared by the agent, the control plane and the key proxy. */
+export * from './key-proxy/index.ts';

@@ -1,0 +1,2 @@
+export * from './vault-transit-fake.ts';
+export * from './aws-kms-fake.ts';
