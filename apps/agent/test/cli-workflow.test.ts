@@ -201,6 +201,20 @@ describe('arca: init → backup → snapshots → ls → cat → restore → dif
     expect(sub.code).toBe(0);
   });
 
+  it('forget by ID resolves every reference before removing anything', async () => {
+    const dry = await store.run(['forget', first.slice(0, 8), '--dry-run', '--json']);
+    expect(dry.code).toBe(0);
+    expect((JSON.parse(dry.stdout) as { remove: { id: string }[] }).remove.map((r) => r.id)).toEqual([first]);
+
+    const typo = await store.run(['forget', first.slice(0, 8), 'ffffffffffff']);
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toMatch(/ffffffffffff/);
+    const both = await store.run(['forget', first.slice(0, 8), '--keep-last', '1']);
+    expect(both.code).toBe(2);
+    const list = JSON.parse((await store.run(['snapshots', '--json'])).stdout) as { id: string }[];
+    expect(list.map((s) => s.id).sort()).toEqual([first, second].sort());
+  });
+
   it('forget --keep-last 1 --prune removes the old snapshot and keeps the new one readable', async () => {
     const dry = await store.run(['forget', '--keep-last', '1', '--dry-run']);
     expect(dry.code).toBe(0);
@@ -222,5 +236,14 @@ describe('arca: init → backup → snapshots → ls → cat → restore → dif
     expect(cat.stdoutBytes.equals(big)).toBe(true);
     const check = await store.run(['check', '--read-data']);
     expect(check.code).toBe(0);
+  });
+
+  it('forget ID removes exactly the named snapshot', async () => {
+    const third = (await store.run(['backup', src, '--quiet'])).stdout.trim();
+    const r = await store.run(['forget', second.slice(0, 10)]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/removed 1 snapshot/);
+    const list = JSON.parse((await store.run(['snapshots', '--json'])).stdout) as { id: string }[];
+    expect(list.map((s) => s.id)).toEqual([third]);
   });
 });

@@ -26,6 +26,7 @@ export { check, type CheckOptions, type CheckProgress, type CheckResult, type Ch
 export {
   applyRetention,
   forget,
+  forgetSnapshots,
   groupSnapshots,
   isoWeek,
   validatePolicy,

@@ -1,4 +1,4 @@
-import { forget, type ForgetResult, type PruneResult, type RetentionPolicy } from '@arca/engine';
+import { forget, forgetSnapshots, type ForgetResult, type PruneResult, type RetentionPolicy } from '@arca/engine';
 import type { Command } from 'commander';
 import { examples, type CliApp } from '../cli/command.ts';
 import { UsageError } from '../cli/errors.ts';
@@ -21,7 +21,8 @@ interface ForgetOptions extends Omit<RetentionPolicy, 'keepTags'> {
 export function registerForgetCommand(program: Command, app: CliApp): void {
   const cmd = program
     .command('forget')
-    .description('remove snapshots according to a retention policy (then `prune` frees the space)')
+    .description('remove snapshots by ID or according to a retention policy (then `prune` frees the space)')
+    .argument('[snapshots...]', 'snapshot IDs, unique ID prefixes or `latest` to remove (instead of a policy)')
     .option('--keep-last <n>', 'keep the n most recent snapshots (n may be "unlimited")', keepCount)
     .option('--keep-hourly <n>', 'keep the last snapshot of each of the last n hours that have one', keepCount)
     .option('--keep-daily <n>', 'keep the last snapshot of each of the last n days', keepCount)
@@ -38,6 +39,7 @@ export function registerForgetCommand(program: Command, app: CliApp): void {
     .action(
       app.action(async (ctx, command) => {
         const opts = command.opts<ForgetOptions>();
+        const [refs] = command.processedArgs as [string[]];
         const policy: RetentionPolicy = {
           ...(opts.keepLast !== undefined ? { keepLast: opts.keepLast } : {}),
           ...(opts.keepHourly !== undefined ? { keepHourly: opts.keepHourly } : {}),
@@ -51,15 +53,20 @@ export function registerForgetCommand(program: Command, app: CliApp): void {
         if (opts.maxUnused !== undefined && !opts.prune) {
           throw new UsageError('--max-unused only applies with --prune', 'add --prune, or run `arca prune --max-unused N` afterwards');
         }
-        if (Object.keys(policy).length === 0) {
-          throw new UsageError('no retention policy given: refusing to forget every snapshot', 'add --keep-last N, --keep-daily N, --keep-within 30d, ... (see `arca forget --help`)');
+        if (refs.length > 0 && (Object.keys(policy).length > 0 || opts.host || opts.tag)) {
+          throw new UsageError('give either snapshot IDs or a retention policy, not both', 'run two `arca forget` commands');
+        }
+        if (refs.length === 0 && Object.keys(policy).length === 0) {
+          throw new UsageError('no snapshots and no retention policy given: refusing to forget every snapshot', 'name snapshots (`arca forget ID...`) or add --keep-last N, --keep-daily N, --keep-within 30d, ... (see `arca forget --help`)');
         }
         const store = await openStore(ctx);
-        const result = await forget(store, policy, {
-          ...(opts.dryRun ? { dryRun: true } : {}),
-          ...(opts.host ? { hostname: opts.host } : {}),
-          ...(opts.tag ? { tags: opts.tag } : {}),
-        });
+        const result = refs.length > 0
+          ? await forgetSnapshots(store, refs, opts.dryRun ? { dryRun: true } : {})
+          : await forget(store, policy, {
+            ...(opts.dryRun ? { dryRun: true } : {}),
+            ...(opts.host ? { hostname: opts.host } : {}),
+            ...(opts.tag ? { tags: opts.tag } : {}),
+          });
         let pruned: PruneResult | undefined;
         if (opts.prune) {
           if (!ctx.out.json) printForget(ctx.out, result, Boolean(opts.dryRun));
@@ -88,8 +95,9 @@ export function registerForgetCommand(program: Command, app: CliApp): void {
     'arca forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run',
     'arca forget --keep-last 10 --prune',
     'arca forget --keep-within 30d --keep-tag important --host laptop',
+    'arca forget 3f2a9c1d latest --dry-run',
   ]);
-  cmd.addHelpText('after', '\nA snapshot is kept when any rule keeps it. At least one --keep-* option is required.');
+  cmd.addHelpText('after', '\nWith a policy, a snapshot is kept when any rule keeps it; at least one --keep-* option or a snapshot ID is required.');
 }
 
 function printForget(out: { result(line?: string): void; info(line?: string): void }, result: ForgetResult, dryRun: boolean): void {

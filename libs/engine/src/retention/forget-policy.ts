@@ -212,3 +212,27 @@ export async function forget(store: Store, policy: RetentionPolicy, options: For
     await lock.release();
   }
 }
+
+/**
+ * Forget named snapshots (IDs, unique prefixes or `latest`). Every reference is resolved before
+ * anything is deleted, so a typo in the third ID removes nothing. Same locking as `forget`.
+ */
+export async function forgetSnapshots(store: Store, refs: readonly string[], options: { dryRun?: boolean } = {}): Promise<ForgetResult> {
+  if (refs.length === 0) throw new ArcaError(ArcaErrorCode.InvalidArgument, 'name at least one snapshot to forget');
+  const dryRun = options.dryRun ?? false;
+  const lock = await acquireLock(store, !dryRun, 'forget');
+  try {
+    const byId = new Map<string, SnapshotRecord>();
+    for (const ref of refs) {
+      const [rec] = await findSnapshots(store, { ref });
+      byId.set(rec!.id, rec!);
+    }
+    const remove = [...byId.values()].sort(newestFirst);
+    if (!dryRun) {
+      for (const rec of remove) await store.backend.delete(`snapshots/${rec.id}`);
+    }
+    return { keep: [], remove, dryRun };
+  } finally {
+    await lock.release();
+  }
+}
