@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 
 /** AES-256-GCM with a 96-bit nonce and a 128-bit tag. Output layout: nonce || ciphertext || tag. */
 export const AEAD_NONCE_BYTES = 12;
@@ -12,7 +12,25 @@ export class AuthenticationError extends Error {
   }
 }
 
-export function aeadSeal(key: Uint8Array, plaintext: Uint8Array, associatedData: Uint8Array, nonce: Uint8Array = randomBytes(AEAD_NONCE_BYTES)): Buffer {
+/**
+ * Random nonces are drawn from a buffer refilled from the CSPRNG 4 KiB at a time: one
+ * randomBytes(12) per blob cost ~4 µs, a fifth of sealing a small blob. Every nonce is used once
+ * (the position only moves forward) and is copied into the output before the buffer is refilled.
+ */
+const noncePool = Buffer.alloc(AEAD_NONCE_BYTES * 341);
+let noncePos = noncePool.length;
+
+function nextNonce(): Buffer {
+  if (noncePos + AEAD_NONCE_BYTES > noncePool.length) {
+    randomFillSync(noncePool);
+    noncePos = 0;
+  }
+  const nonce = noncePool.subarray(noncePos, noncePos + AEAD_NONCE_BYTES);
+  noncePos += AEAD_NONCE_BYTES;
+  return nonce;
+}
+
+export function aeadSeal(key: Uint8Array, plaintext: Uint8Array, associatedData: Uint8Array, nonce: Uint8Array = nextNonce()): Buffer {
   const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_BYTES });
   cipher.setAAD(associatedData);
   const body = cipher.update(plaintext);
