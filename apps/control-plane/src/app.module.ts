@@ -1,0 +1,72 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
+import { GraphQLModule } from '@nestjs/graphql';
+import type { MercuriusDriverConfig } from '@nestjs/mercurius';
+import type { Database } from '@arca/db';
+import type { Logger } from 'pino';
+import { AccessService } from './access/access.service.ts';
+import { DenialAuditInterceptor } from './access/denial-audit.interceptor.ts';
+import { AuditLogService } from './audit/audit-log.service.ts';
+import { AuditQueryService } from './audit/audit-query.service.ts';
+import { AuditResolver } from './audit/audit.resolver.ts';
+import { KeyProxyIngestController } from './audit/key-proxy-ingest.controller.ts';
+import { AuthService } from './auth/auth.service.ts';
+import { PermissionGuard } from './auth/permission.guard.ts';
+import type { ControlPlaneConfig } from './config/control-plane-config.ts';
+import { CONFIG, DATABASE } from './database/database.tokens.ts';
+import { graphqlOptions } from './graphql/graphql-options.ts';
+import { HealthController } from './ops/health.controller.ts';
+import { Lifecycle } from './ops/lifecycle.ts';
+import { MetricsService } from './ops/metrics.service.ts';
+import { OrganizationResolver } from './organizations/organization.resolver.ts';
+import { OrganizationService } from './organizations/organization.service.ts';
+import { RoleResolver } from './roles/role.resolver.ts';
+import { RoleService } from './roles/role.service.ts';
+import { ApiTokenResolver } from './tokens/api-token.resolver.ts';
+import { ApiTokenService } from './tokens/api-token.service.ts';
+import { MembershipResolver, UserResolver } from './users/user.resolver.ts';
+import { UserService } from './users/user.service.ts';
+
+export interface AppModuleOptions {
+  config: ControlPlaneConfig;
+  /** opened (and migrated, if asked) by the caller, which also closes it after the app */
+  db: Database;
+  logger: Logger;
+}
+
+/**
+ * The control plane's one module for milestone 1 (identity, RBAC, audit, operations). Feature
+ * modules split off when agents, stores and jobs arrive; the folders already follow that cut.
+ */
+@Module({})
+export class AppModule {
+  static register(options: AppModuleOptions): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [GraphQLModule.forRoot<MercuriusDriverConfig>(graphqlOptions(options.config, options.logger))],
+      controllers: [HealthController, KeyProxyIngestController],
+      providers: [
+        { provide: CONFIG, useValue: options.config },
+        { provide: DATABASE, useValue: options.db },
+        { provide: APP_GUARD, useClass: PermissionGuard },
+        { provide: APP_INTERCEPTOR, useClass: DenialAuditInterceptor },
+        Lifecycle,
+        MetricsService,
+        AuditLogService,
+        AuditQueryService,
+        AccessService,
+        AuthService,
+        OrganizationService,
+        RoleService,
+        UserService,
+        ApiTokenService,
+        OrganizationResolver,
+        UserResolver,
+        MembershipResolver,
+        RoleResolver,
+        ApiTokenResolver,
+        AuditResolver,
+      ],
+    };
+  }
+}

@@ -1,0 +1,124 @@
+import { parseArgs } from 'node:util';
+import { isDbError } from '@arca/db';
+import { loadControlPlaneConfig, redactUrl, type ControlPlaneConfig } from '../config/control-plane-config.ts';
+import { isControlPlaneError } from '../errors/control-plane-error.ts';
+import { OrganizationService } from '../organizations/organization.service.ts';
+import { createControlPlane, createLogger, migrateDatabase, openDatabase } from '../server.ts';
+
+const USAGE = `usage: arca-control-plane <command> [options]
+
+commands:
+  serve [--migrate]          start the server (--migrate: apply pending migrations first)
+  migrate                    apply pending database migrations and exit
+  bootstrap --org NAME --email EMAIL [--name NAME] [--token-days N]
+                             create an organization, its owner and the owner's first API token
+                             (printed once)
+
+Configuration comes from the environment: docs/control-plane.md lists every variable.
+With no DATABASE_URL the control plane runs on an embedded database in ARCA_CP_DATA_DIR.`;
+
+/** Returns the exit code. */
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const [command, ...rest] = argv;
+  let config: ControlPlaneConfig;
+  try {
+    config = loadControlPlaneConfig(env);
+  } catch (err) {
+    process.stderr.write(`arca-control-plane: ${(err as Error).message}\n`);
+    return 78; // EX_CONFIG
+  }
+  try {
+    switch (command) {
+      case 'serve':
+        return await serve(config, rest);
+      case 'migrate': {
+        const { applied } = await migrateDatabase(config);
+        process.stdout.write(applied.length === 0 ? 'the database is up to date\n' : `applied: ${applied.join(', ')}\n`);
+        return 0;
+      }
+      case 'bootstrap':
+        return await bootstrap(config, rest);
+      case undefined:
+      case 'help':
+      case '--help':
+        process.stdout.write(`${USAGE}\n`);
+        return command === undefined ? 64 : 0;
+      default:
+        process.stderr.write(`arca-control-plane: unknown command "${command}"\n${USAGE}\n`);
+        return 64; // EX_USAGE
+    }
+  } catch (err) {
+    if (isControlPlaneError(err) || isDbError(err)) {
+      process.stderr.write(`arca-control-plane: ${err.code}: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+async function serve(config: ControlPlaneConfig, args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { migrate: { type: 'boolean', default: false } }, strict: true });
+  const logger = createLogger(config);
+  const db = await openDatabase(config, { migrate: values.migrate });
+  const controlPlane = await createControlPlane({ config, db, logger });
+  const url = await controlPlane.listen();
+  logger.info({
+    msg: 'control plane listening',
+    url,
+    graphql: `${url}/graphql`,
+    database: config.database.kind === 'postgres' ? redactUrl(config.database.url) : `embedded (${config.database.dataDir})`,
+  });
+  if (config.database.kind === 'pglite') {
+    logger.info({ msg: 'no DATABASE_URL: using the embedded database. Create an organization and its first API token with `arca-control-plane bootstrap --org NAME --email EMAIL`, then call the GraphQL API with "authorization: Bearer <token>".' });
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      logger.info({ msg: 'shutting down', signal });
+      // a second signal, or a drain that takes too long, ends the process regardless
+      const timer = setTimeout(() => {
+        logger.error({ msg: 'shutdown timed out', timeoutMs: config.shutdownTimeoutMs });
+        process.exit(1);
+      }, config.shutdownTimeoutMs);
+      timer.unref();
+      controlPlane.close().then(resolve, (err: unknown) => {
+        logger.error({ err }, 'error while shutting down');
+        resolve();
+      });
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  logger.info({ msg: 'stopped' });
+  logger.flush();
+  return 0;
+}
+
+async function bootstrap(config: ControlPlaneConfig, args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { org: { type: 'string' }, email: { type: 'string' }, name: { type: 'string' }, 'token-days': { type: 'string' } },
+    strict: true,
+  });
+  if (values.org == null || values.email == null) {
+    process.stderr.write('arca-control-plane: bootstrap needs --org NAME and --email EMAIL\n');
+    return 64;
+  }
+  const logger = createLogger({ logLevel: 'warn' });
+  const db = await openDatabase(config);
+  const controlPlane = await createControlPlane({ config, db, logger });
+  try {
+    const result = await controlPlane.app.get(OrganizationService).bootstrap({
+      organization: values.org,
+      email: values.email,
+      displayName: values.name ?? values.email,
+      tokenDays: values['token-days'] == null ? undefined : Number(values['token-days']),
+    });
+    process.stdout.write(
+      `organization ${result.orgId} created; owner ${values.email} (${result.userId})\n` +
+        `API token (shown once, store it now):\n${result.token}\n`,
+    );
+    return 0;
+  } finally {
+    await controlPlane.close();
+  }
+}

@@ -1,0 +1,49 @@
+import type { MercuriusDriverConfig } from '@nestjs/mercurius';
+import { MercuriusDriver } from '@nestjs/mercurius';
+import { fieldExtensionsEstimator, getComplexity, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
+import type { Logger } from 'pino';
+import type { ControlPlaneConfig } from '../config/control-plane-config.ts';
+import { ControlPlaneError, ControlPlaneErrorCode } from '../errors/control-plane-error.ts';
+import { createGraphqlErrorFormatter } from './graphql-error-formatter.ts';
+
+export const GRAPHQL_PATH = '/graphql';
+
+/** A connection's cost is its page size times what each node asks for. */
+const pageEstimator: ComplexityEstimator = ({ args, childComplexity }) =>
+  typeof args.first === 'number' ? 1 + childComplexity * Math.max(1, args.first) : undefined;
+const ESTIMATORS = [fieldExtensionsEstimator(), pageEstimator, simpleEstimator({ defaultComplexity: 1 })];
+
+/**
+ * Mercurius on Fastify (docs/control-plane.md explains the choice over Apollo): code-first schema
+ * built in memory, no GraphiQL, the depth limit as a validation rule, the complexity limit before
+ * execution, and our error formatter.
+ */
+export function graphqlOptions(config: ControlPlaneConfig, logger: Logger): MercuriusDriverConfig {
+  return {
+    driver: MercuriusDriver,
+    path: GRAPHQL_PATH,
+    autoSchemaFile: true,
+    sortSchema: true,
+    graphiql: false,
+    // guards run for field resolvers too, so a @ResolveField's own permission is enforced
+    fieldResolverEnhancers: ['guards', 'interceptors'],
+    queryDepth: config.graphql.maxDepth,
+    hooks: {
+      // complexity depends on variables (page sizes), so it is checked before execution rather
+      // than as a validation rule: mercurius caches validated documents, not their variables
+      preExecution: [
+        (schema, document, _context, variables) => {
+          const complexity = getComplexity({ schema, query: document, variables: variables ?? {}, estimators: ESTIMATORS });
+          if (complexity > config.graphql.maxComplexity) {
+            throw new ControlPlaneError(
+              ControlPlaneErrorCode.QueryTooComplex,
+              `the query's complexity ${complexity} exceeds the maximum complexity of ${config.graphql.maxComplexity}: ask for fewer fields or smaller pages`,
+            );
+          }
+        },
+      ],
+    },
+    context: (request, reply) => ({ req: request, reply }),
+    errorFormatter: createGraphqlErrorFormatter(logger) as unknown as MercuriusDriverConfig['errorFormatter'],
+  };
+}

@@ -1,0 +1,25 @@
+import { pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+
+export const USER_STATUSES = ['active', 'suspended'] as const;
+export type UserStatus = (typeof USER_STATUSES)[number];
+
+/**
+ * A person in one organization. Users are per tenant (as a SCIM provisioning target sees them):
+ * the same person in two organizations is two rows, so no row is ever shared between tenants.
+ */
+export const users = pgTable(
+  'users',
+  {
+    orgId: uuid('org_id').notNull(),
+    id: uuid('id').notNull(),
+    email: text('email').notNull(),
+    displayName: text('display_name').notNull(),
+    externalId: text('external_id'),
+    status: text('status', { enum: USER_STATUSES }).notNull().default('active'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.id] })],
+);
+
+export type UserRow = typeof users.$inferSelect;
