@@ -250,3 +250,36 @@ describe('backup and restore', () => {
     expect(existsSync(path.join(tmp.dir, 'store', 'snapshots'))).toBe(false);
   });
 });
+
+describe('incremental backup of an edited large file', () => {
+  it('cuts the same chunks as a backup without a parent, and restores the new content', async () => {
+    // small chunks, so that a 3 MB file is a "large" file read in segments with many chunks
+    const store = await newStore(path.join(tmp.dir, 'store'), { small: true });
+    const src = path.join(tmp.dir, 'src');
+    mkdirSync(src);
+    const original = randomBytes(3_000_000);
+    writeFileSync(path.join(src, 'disk.img'), original);
+    const first = await backup(store, { paths: [src] });
+
+    const edited = Buffer.concat([original.subarray(0, 1_500_000), randomBytes(5000), original.subarray(1_500_000, 2_500_000), original.subarray(2_600_000)]);
+    writeFileSync(path.join(src, 'disk.img'), edited);
+    const second = await backup(store, { paths: [src] });
+    expect(second.snapshot.parent).toBe(first.id);
+    // the same content under another path has no parent: plain FastCDC over the whole file
+    const other = path.join(tmp.dir, 'other');
+    mkdirSync(other);
+    writeFileSync(path.join(other, 'disk.img'), edited);
+    const plain = await backup(store, { paths: [other] });
+    expect(plain.snapshot.parent).toBeUndefined();
+
+    const hinted = (await findNode(store, second.snapshot.tree, `${src}/disk.img`))!.content;
+    expect(hinted).toEqual((await findNode(store, plain.snapshot.tree, `${other}/disk.img`))!.content);
+    expect(plain.snapshot.summary!.dataBlobsNew).toBe(0);
+    // only the chunks around the edits are new
+    expect(second.snapshot.summary!.dataBlobsNew).toBeLessThan(hinted!.length / 10);
+
+    const target = path.join(tmp.dir, 'out');
+    await restore(store, await resolveSnapshot(store, second.id), { target, subPath: src });
+    expect(readFileSync(path.join(target, 'disk.img')).equals(edited)).toBe(true);
+  });
+});

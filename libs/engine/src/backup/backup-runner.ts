@@ -19,6 +19,7 @@ import { WorkerIoError } from '../util/worker-pool.ts';
 import { ExcludeRules } from './exclude-rules.ts';
 import { nodeFromStat } from './node-from-stat.ts';
 import { UserNames } from './user-names.ts';
+import { PreviousChunks } from './previous-chunks.ts';
 import { currentUserName } from '../util/os-user.ts';
 
 export interface BackupOptions {
@@ -367,12 +368,12 @@ class BackupRunner {
         const first = this.hardlinks.get(key);
         if (first) content = await first;
         else {
-          const p = this.readContent(full, size);
+          const p = this.readContent(full, size, parentNode);
           this.hardlinks.set(key, p.catch(() => undefined));
           content = await p;
         }
       } else {
-        content = await this.readContent(full, size);
+        content = await this.readContent(full, size, parentNode);
       }
       if (!content) return undefined;
       if (parentNode) this.stats.filesChanged++;
@@ -392,8 +393,9 @@ class BackupRunner {
     }
   }
 
-  private readContent(full: Buffer, size: number): Promise<string[]> {
-    return size <= this.smallFileLimit ? this.queueSmallFile(full, size) : this.readLargeFile(full);
+  private readContent(full: Buffer, size: number, parentNode: TreeNode | undefined): Promise<string[]> {
+    if (size <= this.smallFileLimit) return this.queueSmallFile(full, size);
+    return this.readLargeFile(full, parentNode?.type === 'file' ? PreviousChunks.of(this.store, parentNode.content) : undefined);
   }
 
   private queueSmallFile(full: Buffer, size: number): Promise<string[]> {
@@ -445,7 +447,7 @@ class BackupRunner {
   }
 
   /** Large files are read segment by segment; segments are hashed in order, sealed concurrently. */
-  private async readLargeFile(full: Buffer): Promise<string[]> {
+  private async readLargeFile(full: Buffer, previous: PreviousChunks | undefined): Promise<string[]> {
     const parts: Promise<string[]>[] = [];
     const segment = this.segmentSize;
     let offset = 0;
@@ -455,12 +457,13 @@ class BackupRunner {
       let hashed;
       try {
         if (this.fatal) throw this.fatal; // stopped while waiting for the budget
-        hashed = await this.pool.hashSegment(full, offset, segment);
+        hashed = await this.pool.hashSegment(full, offset, segment, previous?.hintsAt(offset, segment));
       } catch (err) {
         this.budget.release(segment);
         throw err;
       }
       offset += hashed.consumed;
+      previous?.advance(offset, hashed.ids);
       this.stats.bytesRead += hashed.consumed;
       this.progress.bytesRead += hashed.consumed;
       const stored = settle(this.storeHashed(hashed).finally(() => this.budget.release(segment)));

@@ -1,4 +1,5 @@
 import type { ChunkerParams } from '../chunker/fastcdc.ts';
+import type { ChunkHints } from '../chunker/hinted-chunking.ts';
 import type { BlobType, SealedBlob } from '../format/blob-codec.ts';
 import { WorkerPool, type PooledWorker } from '../util/worker-pool.ts';
 import type { FileHashResult, WorkerRequest, WorkerResponse } from './worker-protocol.ts';
@@ -42,10 +43,11 @@ export class BlobWorkerPool {
     return { ids: splitIds(msg.ids), files: msg.files, worker, seq };
   }
 
-  async hashSegment(path: Buffer, offset: number, length: number): Promise<HashedSegment> {
+  async hashSegment(path: Buffer, offset: number, length: number, hints?: ChunkHints): Promise<HashedSegment> {
     const worker = this.pool.leastBusy();
     const seq = this.pool.nextSeq();
-    const msg = await this.pool.request<Extract<WorkerResponse, { op: 'hashedSegment' }>>(worker, { op: 'hashSegment', seq, path, offset, length });
+    const request: WorkerRequest = hints ? { op: 'hashSegment', seq, path, offset, length, hints } : { op: 'hashSegment', seq, path, offset, length };
+    const msg = await this.pool.request<Extract<WorkerResponse, { op: 'hashedSegment' }>>(worker, request);
     return { ids: splitIds(msg.ids), consumed: msg.consumed, eof: msg.eof, bytesRead: msg.bytesRead, worker, seq };
   }
 

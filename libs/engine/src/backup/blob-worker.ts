@@ -7,6 +7,7 @@ import { createHmac, createSecretKey } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { FastCdc, type ChunkerParams } from '../chunker/fastcdc.ts';
+import { chunkWithHints } from '../chunker/hinted-chunking.ts';
 import { sealBlob, type BlobType } from '../format/blob-codec.ts';
 import { errorReply } from '../util/worker-pool.ts';
 import type { FileHashResult, WorkerRequest, WorkerResponse } from './worker-protocol.ts';
@@ -42,12 +43,16 @@ function ownsBuffer(bytes: Buffer): boolean {
   return bytes.length >= OWN_BUFFER_MIN && bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length;
 }
 
+function blobIdOf(chunk: Buffer): Buffer {
+  return createHmac('sha256', macKeyObject).update(chunk).digest();
+}
+
 function hashChunks(data: Buffer, lengths: number[], out: Buffer[], ids: Buffer[]): void {
   let pos = 0;
   for (const len of lengths) {
     const chunk = data.subarray(pos, pos + len);
     out.push(chunk);
-    ids.push(createHmac('sha256', macKeyObject).update(chunk).digest());
+    ids.push(blobIdOf(chunk));
     pos += len;
   }
 }
@@ -135,11 +140,21 @@ function handle(msg: WorkerRequest): void {
       const { buf, filled } = readSegment(msg.path, msg.offset, msg.length);
       const data = buf.subarray(0, filled);
       const eof = filled < msg.length;
-      const lengths = finalChunkLengths(data, eof);
-      const consumed = lengths.reduce((a, b) => a + b, 0);
       const chunks: Buffer[] = [];
-      const ids: Buffer[] = [];
-      hashChunks(data, lengths, chunks, ids);
+      let ids: Buffer[] = [];
+      let lengths: number[];
+      if (msg.hints) {
+        ({ lengths, ids } = chunkWithHints(chunker, blobIdOf, data, eof, msg.hints));
+        let pos = 0;
+        for (const len of lengths) {
+          chunks.push(data.subarray(pos, pos + len));
+          pos += len;
+        }
+      } else {
+        lengths = finalChunkLengths(data, eof);
+        hashChunks(data, lengths, chunks, ids);
+      }
+      const consumed = lengths.reduce((a, b) => a + b, 0);
       batches.set(msg.seq, chunks);
       segmentBuffers.set(msg.seq, buf);
       const all = packIds(ids);

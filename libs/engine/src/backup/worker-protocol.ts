@@ -1,3 +1,4 @@
+import type { ChunkHints } from '../chunker/hinted-chunking.ts';
 import type { BlobEncoding } from '../format/blob-codec.ts';
 
 /**
@@ -7,8 +8,12 @@ import type { BlobEncoding } from '../format/blob-codec.ts';
 export type WorkerRequest =
   /** read, chunk and hash whole (small) files; the data stays in the worker until seal/drop */
   | { op: 'hashFiles'; seq: number; paths: Uint8Array[] }
-  /** read up to `length` bytes of a file at `offset`, chunk and hash the complete chunks */
-  | { op: 'hashSegment'; seq: number; path: Uint8Array; offset: number; length: number }
+  /**
+   * read up to `length` bytes of a file at `offset`, chunk and hash the complete chunks; with
+   * `hints` (the previous version's chunks), unchanged chunks are confirmed by ID without the
+   * gear loop (chunker/hinted-chunking.ts)
+   */
+  | { op: 'hashSegment'; seq: number; path: Uint8Array; offset: number; length: number; hints?: ChunkHints }
   /** compress + encrypt chunks of a hashed batch (indices into its flat chunk list) */
   | { op: 'seal'; seq: number; indices: number[]; ids: Uint8Array[]; keys: Uint8Array[]; type: number }
   | { op: 'drop'; seq: number };
