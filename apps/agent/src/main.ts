@@ -5,6 +5,7 @@ import { EXIT_CODES_HELP, ExitCode } from './cli/exit-codes.ts';
 import { normalizeIo, type CliIo } from './cli/io.ts';
 import { Output } from './cli/output.ts';
 import { STORE_OPTION_HELP } from './cli/store-options.ts';
+import { registerAgentCommand } from './commands/agent-command.ts';
 import { registerBackupCommand } from './commands/backup-command.ts';
 import { registerCatCommand } from './commands/cat-command.ts';
 import { registerCheckCommand } from './commands/check-command.ts';
@@ -32,13 +33,19 @@ const ENVIRONMENT_HELP = `Environment:
   ARCA_PASSPHRASE       the store's passphrase
   ARCA_PASSPHRASE_FILE  file whose first line is the passphrase (instead of --passphrase-file)
   ARCA_NEW_PASSPHRASE   the new passphrase for \`arca key add\`
+  ARCA_KEY_PROXY_URL    managed stores: the key proxy's URL (instead of --key-proxy)
+  ARCA_KEY_PROXY_TOKEN_FILE  file holding the job token (instead of --key-proxy-token-file)
+  ARCA_KEY_PROXY_TOKEN  the job token itself
+  ARCA_AGENT_KEY_FILE   this agent's private key (instead of --agent-key)
+  ARCA_KEY_PROXY_RETRY_SECONDS  how long to retry an unreachable or overloaded key proxy (default 60)
   ARCA_DEBUG=1          print stack traces with errors
   ARCA_S3_ENDPOINT      S3-compatible endpoint URL (or ?endpoint=... in the s3:// location)
   ARCA_S3_PATH_STYLE    true/false: path-style S3 addressing (or ?path-style=...)
   AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...   the usual AWS settings
 
 Without ARCA_PASSPHRASE, --passphrase-file or ARCA_PASSPHRASE_FILE, arca asks for the passphrase
-when run in a terminal.`;
+when run in a terminal. A store managed by a key proxy needs no passphrase: it needs the key
+proxy's URL, a job token from the control plane and this agent's key (see \`arca agent\`).`;
 
 /** The commander program for one run (commander keeps parse state, so never reuse it). */
 export function buildProgram(app: CliApp): Command {
@@ -49,6 +56,9 @@ export function buildProgram(app: CliApp): Command {
     .version(ARCA_VERSION, '-V, --version', 'print the version of arca')
     .option('--store <location>', STORE_OPTION_HELP)
     .option('--passphrase-file <file>', 'read the passphrase from the first line of FILE (env: ARCA_PASSPHRASE_FILE, or ARCA_PASSPHRASE)')
+    .option('--key-proxy <url>', 'managed stores: the key proxy to get keys from (env: ARCA_KEY_PROXY_URL); with init: create a managed store')
+    .option('--key-proxy-token-file <file>', 'managed stores: file holding the job token (env: ARCA_KEY_PROXY_TOKEN_FILE, or ARCA_KEY_PROXY_TOKEN)')
+    .option('--agent-key <file>', 'managed stores: this agent\'s private key, PKCS#8 PEM, mode 0600 (env: ARCA_AGENT_KEY_FILE)')
     .option('--json', 'machine-readable output: one JSON document (JSON Lines for ls, find, diff) on stdout')
     .option('-q, --quiet', 'print only results and errors')
     .option('--no-progress', 'do not show a progress line')
@@ -79,6 +89,7 @@ export function buildProgram(app: CliApp): Command {
   registerRepairCommand(program, app);
   registerKeyCommand(program, app);
   registerUnlockCommand(program, app);
+  registerAgentCommand(program, app);
   registerVersionCommand(program, app);
 
   examples(program, [

@@ -10,6 +10,11 @@ export { BlobType, BlobEncoding } from './format/blob-codec.ts';
 export type { KeyProvider, KeyPurpose } from './keys/key-provider.ts';
 export { LocalKeyProvider } from './keys/key-provider.ts';
 export { addKeySlot, listKeySlots, removeKeySlot, type KeySlotInfo } from './keys/key-slots.ts';
+export { RemoteKeyProvider, MAX_KEYS_PER_REQUEST, type RemoteKeyProviderOptions, type RemoteKeyProviderStats } from './keys/remote-key-provider.ts';
+export {
+  KeyProxyClient, KeyProxyRequestError, decodeJobToken, normalizeKeyProxyUrl, DEFAULT_RETRY_BUDGET_MS, type JobTokenInfo, type KeyProxyClientOptions,
+} from './keys/key-proxy-client.ts';
+export { initManagedStore, openManagedStore, type KeyProxyConnection, type ManagedInitOptions } from './keys/managed-store.ts';
 export { Store, type InitOptions, type OpenOptions } from './store/store.ts';
 export type { StoreConfig } from './store/store-config.ts';
 export { acquireLock, listLocks, removeLocks, LOCK_STALE_MS, LOCK_REFRESH_MS } from './store/lock-manager.ts';

@@ -35,10 +35,22 @@ export class CliApp {
 }
 
 export function globalOptions(cmd: Command): GlobalOptions {
-  const o = cmd.optsWithGlobals<{ store?: string; passphraseFile?: string; json?: boolean; quiet?: boolean; progress?: boolean }>();
+  const o = cmd.optsWithGlobals<{
+    store?: string;
+    passphraseFile?: string;
+    keyProxy?: string;
+    keyProxyTokenFile?: string;
+    agentKey?: string;
+    json?: boolean;
+    quiet?: boolean;
+    progress?: boolean;
+  }>();
   return {
     ...(o.store ? { store: o.store } : {}),
     ...(o.passphraseFile ? { passphraseFile: o.passphraseFile } : {}),
+    ...(o.keyProxy ? { keyProxy: o.keyProxy } : {}),
+    ...(o.keyProxyTokenFile ? { keyProxyTokenFile: o.keyProxyTokenFile } : {}),
+    ...(o.agentKey ? { agentKey: o.agentKey } : {}),
     json: Boolean(o.json),
     quiet: Boolean(o.quiet),
     progress: o.progress !== false,

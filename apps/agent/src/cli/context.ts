@@ -7,6 +7,10 @@ import { ProgressBar } from './progress-bar.ts';
 export interface GlobalOptions {
   store?: string;
   passphraseFile?: string;
+  /** managed stores: the key proxy's URL, the job token file, the agent key file */
+  keyProxy?: string;
+  keyProxyTokenFile?: string;
+  agentKey?: string;
   json: boolean;
   quiet: boolean;
   /** false with --no-progress */

@@ -4,7 +4,7 @@ import { examples, type CliApp } from '../cli/command.ts';
 import { formatTime, plural, renderTable, shortId } from '../cli/format.ts';
 import { integer, KDF_LIMITS } from '../cli/option-parsers.ts';
 import { getNewPassphrase } from '../cli/passphrase.ts';
-import { openStore, openStoreWithPassphrase } from '../cli/store-options.ts';
+import { openStoreWithPassphrase } from '../cli/store-options.ts';
 
 interface KeyAddOptions {
   newPassphraseFile?: string;
@@ -15,7 +15,7 @@ interface KeyAddOptions {
 }
 
 export function registerKeyCommand(program: Command, app: CliApp): void {
-  const key = program.command('key').description('manage the passphrases (key slots) that open the store');
+  const key = program.command('key').description('manage the passphrases (key slots) that open the store (not for stores managed by a key proxy)');
   examples(key, ['arca key list', 'arca key add --label "offsite copy"', 'arca key remove 1a2b3c4d']);
 
   const add = key
@@ -60,7 +60,7 @@ export function registerKeyCommand(program: Command, app: CliApp): void {
     .description('list the key slots; * marks the one that opened the store')
     .action(
       app.action(async (ctx) => {
-        const store = await openStore(ctx);
+        const { store } = await openStoreWithPassphrase(ctx);
         const slots = await listKeySlots(store.backend);
         if (ctx.out.json) {
           ctx.out.jsonDocument(slots.map((s) => ({ ...s, current: s.id === store.keySlotId })));
@@ -85,7 +85,7 @@ export function registerKeyCommand(program: Command, app: CliApp): void {
     .action(
       app.action(async (ctx, command) => {
         const [id] = command.processedArgs as [string];
-        const store = await openStore(ctx);
+        const { store } = await openStoreWithPassphrase(ctx);
         const slots = await listKeySlots(store.backend);
         const match = slots.filter((s) => s.id.startsWith(id.toLowerCase()));
         await removeKeySlot(store.backend, id.toLowerCase(), store.keySlotId ?? '');

@@ -22,6 +22,14 @@ export const ArcaErrorCode = {
   LastKey: 'LAST_KEY',
   SourceNotFound: 'SOURCE_NOT_FOUND',
   Interrupted: 'INTERRUPTED',
+  /** the key proxy answered with an error (its code and message are in the message) */
+  KeyProxyRefused: 'KEY_PROXY_REFUSED',
+  /** the key proxy could not be reached, or stayed overloaded, for the whole retry period */
+  KeyProxyUnavailable: 'KEY_PROXY_UNAVAILABLE',
+  /** the key proxy sent a response that does not follow the protocol (docs/key-proxy.md) */
+  KeyProxyProtocol: 'KEY_PROXY_PROTOCOL',
+  /** the key proxy URL given to the agent and the one in the store's config differ */
+  KeyProxyMismatch: 'KEY_PROXY_MISMATCH',
 } as const;
 export type ArcaErrorCode = (typeof ArcaErrorCode)[keyof typeof ArcaErrorCode];
 

@@ -13,6 +13,13 @@ export interface KeyProvider {
   readonly agentKeys: AgentKeys;
   blobKeys(ids: readonly Buffer[], purpose: KeyPurpose): Promise<Buffer[]>;
   fileKeys(refs: readonly FileKeyRef[], purpose: KeyPurpose): Promise<Buffer[]>;
+  /**
+   * A hint that these blob keys will be asked for soon (restore: the files of a directory), so a
+   * remote provider can fetch them in one request instead of one per file. Never throws.
+   */
+  prefetchBlobKeys?(ids: readonly Buffer[], purpose: KeyPurpose): void;
+  /** Forget (zero) every key held; called when the store is no longer used. */
+  close?(): Promise<void>;
 }
 
 /** Derives every key locally from the store keys (standalone mode: unlocked with a passphrase). */

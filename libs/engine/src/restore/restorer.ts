@@ -117,6 +117,12 @@ class Restorer {
 
   private async restoreDir(treeId: string, dest: Buffer): Promise<void> {
     const tree = await loadTree(this.store, treeId);
+    // a key proxy then sends the keys of the directory's files and subdirectories in one request,
+    // instead of one request per file and per tree
+    this.store.keys.prefetchBlobKeys?.(
+      tree.nodes.flatMap((n) => (n.type === 'file' ? (n.content ?? []) : n.type === 'dir' && n.subtree ? [n.subtree] : []).map((id) => Buffer.from(id, 'hex'))),
+      'read',
+    );
     for (const node of tree.nodes) {
       if (this.fatal) return;
       await this.restoreEntry(node, Buffer.concat([dest, SEP, rawName(node)]));

@@ -21,7 +21,10 @@ export interface StoreConfig {
 
 export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
 
-export function newStoreConfig(options: { chunker?: ChunkerParams; packSize?: number; zstdLevel?: number } = {}): StoreConfig {
+export function newStoreConfig(
+  options: { chunker?: ChunkerParams; packSize?: number; zstdLevel?: number; id?: string; keyCustody?: StoreConfig['keyCustody'] } = {},
+): StoreConfig {
+  if (options.id !== undefined && !/^[0-9a-f]{64}$/.test(options.id)) throw new ArcaError(ArcaErrorCode.InvalidArgument, 'a store ID is 64 lowercase hex digits');
   const chunker = options.chunker ?? DEFAULT_CHUNKER_PARAMS;
   validateChunkerParams(chunker);
   const packSize = options.packSize ?? DEFAULT_PACK_SIZE;
@@ -32,12 +35,12 @@ export function newStoreConfig(options: { chunker?: ChunkerParams; packSize?: nu
   if (!Number.isInteger(level) || level < 0 || level > 19) throw new ArcaError(ArcaErrorCode.InvalidArgument, 'compression level must be 0 (off) to 19');
   return {
     version: 1,
-    id: randomBytes(32).toString('hex'),
+    id: options.id ?? randomBytes(32).toString('hex'),
     created: new Date().toISOString(),
     chunker,
     packSize,
     compression: { algorithm: 'zstd', level },
-    keyCustody: { type: 'passphrase' },
+    keyCustody: options.keyCustody ?? { type: 'passphrase' },
   };
 }
 

@@ -82,6 +82,19 @@ export class Store {
     return new Store(backend, signed, new LocalKeyProvider(storeKeys), slotId);
   }
 
+  /**
+   * Create a store whose keys come from `keys` (a key proxy, see keys/managed-store.ts): signs
+   * `config` with the provider's K_mac and writes it, last.
+   */
+  static async initWithProvider(backend: StorageBackend, config: StoreConfig, keys: KeyProvider): Promise<Store> {
+    if (await backend.stat('config')) {
+      throw new ArcaError(ArcaErrorCode.StoreExists, `a store already exists at ${backend.location}`, { hint: 'use it as it is, or choose another location' });
+    }
+    const signed = signConfig(config, keys.agentKeys.macKey);
+    await backend.put('config', Buffer.from(JSON.stringify(signed, null, 2)));
+    return new Store(backend, signed, keys, undefined);
+  }
+
   static async readConfig(backend: StorageBackend): Promise<StoreConfig> {
     let bytes: Buffer;
     try {
