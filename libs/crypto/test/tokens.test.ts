@@ -2,9 +2,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EmbeddedJWK, jwtVerify, SignJWT } from 'jose';
 import {
   createProof, generateAgentIdentity, agentIdentityFromPem, exportAgentPrivateKey, issueJobToken, JobTokenVerifier, jwkThumbprint,
-  publicJwkOf, ReplayCache, TokenErrorCode, verifyProof, type AgentIdentity, type IssueJobTokenInput,
+  publicJwkOf, ReplayCache, sha256Base64url, TokenErrorCode, verifyProof, type AgentIdentity, type IssueJobTokenInput,
 } from '../src/index.ts';
 
 const ISSUER = 'https://control-plane.test';
@@ -123,6 +124,32 @@ describe('proof of possession', () => {
   it('refuses a proof made too long ago or in the future', async () => {
     await expectCode(verify(await createProof(agent, { method: 'POST', url, token, body }, Math.floor(Date.now() / 1000) - 300)), TokenErrorCode.ProofInvalid);
     await expectCode(verify(await createProof(agent, { method: 'POST', url, token, body }, Math.floor(Date.now() / 1000) + 300)), TokenErrorCode.ProofInvalid);
+  });
+
+  it('interoperates with a standard JOSE library in both directions', async () => {
+    const ours = await createProof(agent, { method: 'POST', url, token, body });
+    const { payload, protectedHeader } = await jwtVerify(ours, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['EdDSA'] });
+    expect(protectedHeader.jwk).toEqual(agent.publicJwk);
+    expect(payload).toMatchObject({ htm: 'POST', htu: url });
+    const theirs = await new SignJWT({ htm: 'POST', htu: url, ath: sha256Base64url(token), bdh: sha256Base64url(body) })
+      .setProtectedHeader({ alg: 'EdDSA', typ: 'dpop+jwt', jwk: agent.publicJwk })
+      .setIssuedAt()
+      .setJti('0123456789abcdef0123')
+      .sign(agent.privateKey);
+    await verify(theirs);
+  });
+
+  it('refuses a forged signature, a private key in the header, and alg "none"', async () => {
+    const proof = await createProof(agent, { method: 'POST', url, token, body });
+    const [h, p, sig] = proof.split('.') as [string, string, string];
+    const flipped = Buffer.from(sig, 'base64url');
+    flipped[0]! ^= 1;
+    await expectCode(verify(`${h}.${p}.${flipped.toString('base64url')}`), TokenErrorCode.ProofInvalid);
+    const withD = Buffer.from(JSON.stringify({ alg: 'EdDSA', typ: 'dpop+jwt', jwk: { ...agent.publicJwk, d: 'AAAA' } })).toString('base64url');
+    await expectCode(verify(`${withD}.${p}.${sig}`), TokenErrorCode.ProofInvalid);
+    const none = Buffer.from(JSON.stringify({ alg: 'none', typ: 'dpop+jwt', jwk: agent.publicJwk })).toString('base64url');
+    await expectCode(verify(`${none}.${p}.`), TokenErrorCode.ProofInvalid);
+    await expectCode(verify('a.b'), TokenErrorCode.ProofInvalid);
   });
 
   it('ignores the query string in the URL binding', async () => {
