@@ -3,7 +3,8 @@ import { chmodSync, linkSync, mkdirSync, readFileSync, statSync, symlinkSync, ut
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ArcaErrorCode, backup, check, findNode, FsBackend, isArcaError, resolveSnapshot, restore, Store, walkTree, listSnapshots } from '../src/index.ts';
+import { ArcaErrorCode, backup, BlobType, check, findNode, FsBackend, isArcaError, resolveSnapshot, restore, Store, walkTree, listSnapshots } from '../src/index.ts';
+import { sealBlob } from '../src/format/blob-codec.ts';
 import { describeTree, newStore, reopen, tempDir, TEST_KDF } from './support/engine-fixtures.ts';
 
 let tmp: { dir: string; cleanup: () => void };
@@ -281,5 +282,36 @@ describe('incremental backup of an edited large file', () => {
     const target = path.join(tmp.dir, 'out');
     await restore(store, await resolveSnapshot(store, second.id), { target, subPath: src });
     expect(readFileSync(path.join(target, 'disk.img')).equals(edited)).toBe(true);
+  });
+});
+
+describe('a blob whose content does not match its ID', () => {
+  it('is refused on restore and on read even though it decrypts (a writer holding its key forged it)', async () => {
+    const dir = path.join(tmp.dir, 'store');
+    const store = await Store.init(new FsBackend(dir), { passphrase: 'pw-for-forgery-test', kdf: TEST_KDF, zstdLevel: 0 });
+    const src = path.join(tmp.dir, 'src');
+    mkdirSync(src);
+    const original = Buffer.from('the real content of the file\n'.repeat(100));
+    writeFileSync(path.join(src, 'a.txt'), original);
+    const { id } = await backup(store, { paths: [src] });
+    const snap = await resolveSnapshot(store, id);
+    const [blobId] = (await findNode(store, snap.snapshot.tree, `${src}/a.txt`))!.content!;
+    const entry = store.index.get(blobId!)!;
+    // what an agent with this blob's write key could do: seal other content of the same length under the same ID
+    const forged = Buffer.alloc(original.length, 'x');
+    const [key] = await store.keys.blobKeys([Buffer.from(blobId!, 'hex')], 'write');
+    const sealed = sealBlob(key!, Buffer.from(blobId!, 'hex'), BlobType.Data, forged, 0);
+    expect(sealed.bytes.length).toBe(entry.length);
+    const packPath = path.join(dir, 'packs', entry.packId.slice(0, 2), entry.packId);
+    const pack = readFileSync(packPath);
+    sealed.bytes.copy(pack, entry.offset);
+    writeFileSync(packPath, pack);
+
+    const fresh = await reopen(dir, 'pw-for-forgery-test');
+    await expect(fresh.readBlob(blobId!)).rejects.toThrow(/does not match its ID/);
+    const target = path.join(tmp.dir, 'out');
+    const restored = await restore(fresh, await resolveSnapshot(fresh, id), { target, subPath: src });
+    expect(restored.warnings.map((w) => w.message).join('\n')).toMatch(/does not match its ID/);
+    expect(existsSync(path.join(target, 'a.txt')) && readFileSync(path.join(target, 'a.txt')).equals(forged)).toBe(false);
   });
 });

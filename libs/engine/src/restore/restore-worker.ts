@@ -3,11 +3,14 @@
  * descriptor-based calls (far cheaper per file than promise-based fs), then sets mode, owner and
  * times on the open descriptor.
  */
+import { createHmac, createSecretKey } from 'node:crypto';
 import { closeSync, constants, fchmodSync, fchownSync, futimesSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { openBlob, type BlobEncoding, type BlobType } from '../format/blob-codec.ts';
 import { errorReply } from '../util/worker-pool.ts';
 import type { RestoreBlob, RestoreRequest, RestoreResponse } from './restore-protocol.ts';
+
+const macKey = createSecretKey((workerData as { macKey: Uint8Array }).macKey);
 
 const PACK_FDS = 32;
 const packFds = new Map<string, number>();
@@ -66,6 +69,8 @@ function writeFile(msg: RestoreRequest): number {
       let plain: Buffer;
       try {
         plain = openBlob(blob.key, blob.id, blob.type as BlobType, blob.encoding as BlobEncoding, sealedBytes(blob), blob.rawLength);
+        // the tag proves who wrote the blob; the ID proves what it holds (docs/security-model.md §6.6)
+        if (!createHmac('sha256', macKey).update(plain).digest().equals(blob.id)) throw new Error('its content does not match its ID');
       } catch (err) {
         throw Object.assign(new Error(`blob ${Buffer.from(blob.id).toString('hex').slice(0, 12)} is damaged (${(err as Error).message})`), { code: 'ARCA_CORRUPT' });
       }

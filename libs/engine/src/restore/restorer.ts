@@ -75,7 +75,7 @@ class Restorer {
     this.options = options;
     this.owners = options.restoreOwners ?? process.getuid?.() === 0;
     const workers = options.workers ?? defaultWorkerCount();
-    this.pool = new WorkerPool(new URL('./restore-worker.ts', import.meta.url), undefined, workers);
+    this.pool = new WorkerPool(new URL('./restore-worker.ts', import.meta.url), { macKey: store.keys.agentKeys.macKey }, workers);
     this.slots = new Semaphore(workers * FILES_PER_WORKER);
   }
 

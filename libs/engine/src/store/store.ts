@@ -344,7 +344,11 @@ export class Store {
     const idBytes = Buffer.from(id, 'hex');
     const [key] = await this.keys.blobKeys([idBytes], 'read');
     try {
-      return openBlob(key!, idBytes, entry.type, entry.encoding, sealed, entry.rawLength);
+      const plain = openBlob(key!, idBytes, entry.type, entry.encoding, sealed, entry.rawLength);
+      // The AEAD tag proves a holder of this blob's key wrote it, not that the content is the one
+      // the ID names: in managed mode, any agent with write keys holds K_blob. The ID does.
+      if (!this.blobId(plain, entry.type).equals(idBytes)) throw new Error('its content does not match its ID');
+      return plain;
     } catch (err) {
       throw new ArcaError(ArcaErrorCode.CorruptObject, `blob ${id.slice(0, 12)} in pack ${entry.packId.slice(0, 12)} is damaged (${err instanceof Error ? err.message : String(err)})`, {
         hint: 'run `arca check --read-data` to list every damaged blob and the files it belongs to',
