@@ -14,7 +14,7 @@ const DEMO = path.join(ROOT, '.arca-demo');
 const STORE = path.join(DEMO, 'store');
 const SOURCE = path.join(DEMO, 'source');
 const TARGET = path.join(DEMO, 'restored');
-const ARCA = path.join(ROOT, 'apps/agent/bin/arca.ts');
+const ARCA = path.join(ROOT, 'apps/agent/bin/arca.mjs');
 
 // A throw-away store needs a throw-away passphrase: generated here, kept next to the demo store.
 const passFile = path.join(DEMO, 'passphrase');

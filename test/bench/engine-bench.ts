@@ -22,7 +22,7 @@ const DATA = path.join(BENCH_DIR, 'data');
 const SRC = path.join(BENCH_DIR, 'src');
 const RUNS = Number(process.env.BENCH_RUNS ?? 1);
 const PASS = 'bench-passphrase-not-secret';
-const ARCA = [process.execPath, path.join(ROOT, 'apps/agent/bin/arca.ts')];
+const ARCA = [process.execPath, path.join(ROOT, 'apps/agent/bin/arca.mjs')];
 
 interface Sample {
   seconds: number;

@@ -139,7 +139,7 @@ async function measure(base: string, pid: number, identity: AgentIdentity, token
  * competes with the agent for its cores, so this is a pessimistic figure.
  */
 const BACKUP_OVERHEAD_TARGET = 0.05;
-const ARCA = path.join(ROOT, 'apps/agent/bin/arca.ts');
+const ARCA = path.join(ROOT, 'apps/agent/bin/arca.mjs');
 
 interface BackupSample {
   wallSeconds: number;

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueJobToken, type JobOperation } from '@arca/crypto';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const ARCA = path.join(ROOT, 'apps/agent/bin/arca.ts');
+const ARCA = path.join(ROOT, 'apps/agent/bin/arca.mjs');
 const KEY_PROXY = path.join(ROOT, 'apps/key-proxy/bin/arca-key-proxy.ts');
 const ISSUER = 'https://control-plane.test';
 const ORG = 'org-e2e';

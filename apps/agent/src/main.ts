@@ -108,7 +108,7 @@ export function buildProgram(app: CliApp): Command {
 /**
  * Run the CLI in-process. `argv` is like `process.argv` (node, script, ...args). Returns the exit
  * status; never calls process.exit. After 130 (interrupted) work may still be running in the
- * background, so a process should exit right away (bin/arca.ts does).
+ * background, so a process should exit right away (bin/arca.mjs does).
  */
 export async function runCli(argv: string[], ioInput: CliIoInput = {}): Promise<number> {
   const io = normalizeIo(ioInput);

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const BIN = fileURLToPath(new URL('../bin/arca.ts', import.meta.url));
+export const BIN = fileURLToPath(new URL('../bin/arca.mjs', import.meta.url));
 
 /** Small Argon2id parameters (the minimum the crypto lib accepts) so tests unlock in milliseconds. */
 export const FAST_KDF = ['--kdf-memory', '8192', '--kdf-iterations', '1', '--kdf-parallelism', '1'];
@@ -35,7 +35,7 @@ function baseEnv(): Record<string, string> {
   return env;
 }
 
-/** Run the real `arca` executable (bin/arca.ts) with this Node (vitest runs on Node 24). */
+/** Run the real `arca` executable (bin/arca.mjs) with this Node (vitest runs on Node 24). */
 export function runArca(args: string[], options: RunOptions = {}): Promise<RunResult> {
   const env: Record<string, string> = baseEnv();
   for (const [k, v] of Object.entries(options.env ?? {})) if (v !== undefined) env[k] = v;

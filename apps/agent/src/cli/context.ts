@@ -86,7 +86,7 @@ export class CliContext {
   /**
    * Await `work`, but give up with an InterruptedError (exit 130) on the `signalsToQuit`-th SIGINT
    * (commands that stop gracefully on the first one pass 2). The work itself keeps running: the
-   * caller must end the process (bin/arca.ts does for exit status 130).
+   * caller must end the process (bin/arca.mjs does for exit status 130).
    */
   async interruptible<T>(work: Promise<T>, message: string, signalsToQuit = 1): Promise<T> {
     const signals = this.io.signals;
