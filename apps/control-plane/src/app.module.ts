@@ -12,9 +12,15 @@ import { AuditResolver } from './audit/audit.resolver.ts';
 import { KeyProxyIngestController } from './audit/key-proxy-ingest.controller.ts';
 import { AuthService } from './auth/auth.service.ts';
 import { PermissionGuard } from './auth/permission.guard.ts';
+import { PrincipalCache } from './auth/principal-cache.ts';
 import type { ControlPlaneConfig } from './config/control-plane-config.ts';
 import { CONFIG, DATABASE } from './database/database.tokens.ts';
 import { graphqlOptions } from './graphql/graphql-options.ts';
+import { AuthController } from './identity/auth.controller.ts';
+import { OidcClientService } from './identity/oidc-client.service.ts';
+import { SignInService } from './identity/sign-in.service.ts';
+import { InvitationResolver } from './invitations/invitation.resolver.ts';
+import { InvitationService } from './invitations/invitation.service.ts';
 import { HealthController } from './ops/health.controller.ts';
 import { Lifecycle } from './ops/lifecycle.ts';
 import { MetricsService } from './ops/metrics.service.ts';
@@ -22,6 +28,7 @@ import { OrganizationResolver } from './organizations/organization.resolver.ts';
 import { OrganizationService } from './organizations/organization.service.ts';
 import { RoleResolver } from './roles/role.resolver.ts';
 import { RoleService } from './roles/role.service.ts';
+import { SessionService } from './sessions/session.service.ts';
 import { ApiTokenResolver } from './tokens/api-token.resolver.ts';
 import { ApiTokenService } from './tokens/api-token.service.ts';
 import { MembershipResolver, UserResolver } from './users/user.resolver.ts';
@@ -35,7 +42,7 @@ export interface AppModuleOptions {
 }
 
 /**
- * The control plane's one module for milestone 1 (identity, RBAC, audit, operations). Feature
+ * The control plane's one module (identity, sessions, invitations, RBAC, audit, operations). Feature
  * modules split off when agents, stores and jobs arrive; the folders already follow that cut.
  */
 @Module({})
@@ -44,7 +51,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [GraphQLModule.forRoot<MercuriusDriverConfig>(graphqlOptions(options.config, options.logger))],
-      controllers: [HealthController, KeyProxyIngestController],
+      controllers: [HealthController, KeyProxyIngestController, AuthController],
       providers: [
         { provide: CONFIG, useValue: options.config },
         { provide: DATABASE, useValue: options.db },
@@ -55,7 +62,12 @@ export class AppModule {
         AuditLogService,
         AuditQueryService,
         AccessService,
+        PrincipalCache,
+        SessionService,
         AuthService,
+        OidcClientService,
+        SignInService,
+        InvitationService,
         OrganizationService,
         RoleService,
         UserService,
@@ -66,6 +78,7 @@ export class AppModule {
         RoleResolver,
         ApiTokenResolver,
         AuditResolver,
+        InvitationResolver,
       ],
     };
   }

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { LogController } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { Database, runMigrations, postgresSqlClient, createPostgresSql, type MigrationStatus } from '@arca/db';
 import { AppModule } from './app.module.ts';
@@ -85,6 +86,8 @@ export async function createControlPlane(options: { config: ControlPlaneConfig; 
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     },
     return503OnClosing: true,
+    // one access-log line per request (the onResponse hook below), not Fastify's two
+    logController: new LogController({ disableRequestLogging: true }),
   });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.register({ config, db, logger }), adapter, {
     logger: new PinoNestLogger(logger.child({ component: 'nest' })),
@@ -96,6 +99,7 @@ export async function createControlPlane(options: { config: ControlPlaneConfig; 
     void reply.header('x-request-id', request.id);
   });
   fastify.addHook('onResponse', async (request, reply) => {
+    request.log.info({ req: { method: request.method, url: request.url }, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime }, 'request completed');
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
     metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createScratchDatabase, type ScratchDatabase } from '@arca/db/testing';
 import {
   Database, DbErrorCode, auditChainHeads, auditEvents, apiTokens, memberships, migrationStatus, organizations,
-  postgresSqlClient, resultRows, roles, users,
+  postgresSqlClient, resultRows, roles, users, sessions, invitations,
 } from '../src/index.ts';
 
 /** The database's own message (Drizzle wraps driver errors in a "Failed query" error). */
@@ -86,7 +86,7 @@ describe('tenancy on Postgres (row-level security as the app role)', () => {
   });
 
   it('every tenant table forces RLS, and the Drizzle schema matches the migrated columns', async () => {
-    const tables = [organizations, users, roles, memberships, apiTokens, auditEvents, auditChainHeads].map((t) => getTableConfig(t));
+    const tables = [organizations, users, roles, memberships, apiTokens, auditEvents, auditChainHeads, sessions, invitations].map((t) => getTableConfig(t));
     const rls = await scratch.owner<{ relname: string; relrowsecurity: boolean; relforcerowsecurity: boolean }[]>`
       SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = ANY(${tables.map((t) => t.name)})`;
     expect(rls).toHaveLength(tables.length);

@@ -8,7 +8,7 @@ export const ACTIONS = ['manage', 'read', 'create', 'update', 'delete', 'verify'
 export type Action = (typeof ACTIONS)[number];
 
 export const SUBJECTS = [
-  'all', 'Organization', 'User', 'Membership', 'Role', 'ApiToken', 'AuditEvent', 'Agent', 'Store', 'Resource', 'Policy', 'Job',
+  'all', 'Organization', 'User', 'Membership', 'Role', 'ApiToken', 'AuditEvent', 'Invitation', 'Agent', 'Store', 'Resource', 'Policy', 'Job',
 ] as const;
 export type SubjectType = (typeof SUBJECTS)[number];
 
@@ -42,7 +42,7 @@ const ownTokens: PermissionRule[] = [
 /**
  * Built-in roles. Their rules live here, not in the database, so an upgrade can refine them.
  * - owner: everything, including the organization itself and granting the owner role.
- * - admin: runs the organization (people, roles, tokens, fleet) but cannot change the
+ * - admin: runs the organization (people, invitations, roles, tokens, fleet) but cannot change the
  *   organization's settings or grant/remove the owner role (checked in MembershipService).
  * - operator: runs the fleet (agents, stores, policies, jobs); reads the directory; own tokens.
  * - auditor: reads everything including the audit log and verifies it; changes nothing but
@@ -58,7 +58,7 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, readonly PermissionRule[]> 
   ],
   operator: [...read(DIRECTORY), ...FLEET.map((subject): PermissionRule => ({ action: 'manage', subject })), ...ownTokens],
   auditor: [
-    ...read([...DIRECTORY, ...FLEET, 'ApiToken', 'AuditEvent']),
+    ...read([...DIRECTORY, ...FLEET, 'ApiToken', 'AuditEvent', 'Invitation']),
     { action: 'verify', subject: 'AuditEvent' },
     ...ownTokens.filter((r) => r.action !== 'read'),
   ],

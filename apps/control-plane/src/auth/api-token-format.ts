@@ -1,7 +1,9 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
- * API token wire format: `arca_pat_` + base64url(orgId[16] ‖ tokenId[16] ‖ secret[32]).
+ * API token wire format: `arca_pat_` + base64url(orgId[16] ‖ tokenId[16] ‖ secret[32]). Session
+ * cookies (`arca_ses_`) and invitation codes (`arca_inv_`) use the same layout, for the same
+ * reasons.
  *
  * The organization and token IDs travel in the token so the lookup is a primary-key read inside
  * the tenant (row-level security never has to be bypassed to find a token); only the 256-bit
@@ -10,6 +12,9 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
  * lets secret scanners recognize leaked tokens.
  */
 export const API_TOKEN_PREFIX = 'arca_pat_';
+export const SESSION_PREFIX = 'arca_ses_';
+export const INVITATION_PREFIX = 'arca_inv_';
+type OpaquePrefix = typeof API_TOKEN_PREFIX | typeof SESSION_PREFIX | typeof INVITATION_PREFIX;
 const BODY = /^[A-Za-z0-9_-]{86}$/;
 
 export interface ParsedApiToken {
@@ -19,15 +24,24 @@ export interface ParsedApiToken {
 }
 
 export function newApiToken(orgId: string, tokenId: string): { token: string; secretHash: Buffer } {
-  const secret = randomBytes(32);
-  const body = Buffer.concat([uuidBytes(orgId), uuidBytes(tokenId), secret]);
-  return { token: API_TOKEN_PREFIX + body.toString('base64url'), secretHash: hashSecret(secret) };
+  return newOpaqueToken(API_TOKEN_PREFIX, orgId, tokenId);
 }
 
 /** Returns null for anything that is not a well-formed token (never throws on hostile input). */
 export function parseApiToken(token: string): ParsedApiToken | null {
-  if (!token.startsWith(API_TOKEN_PREFIX)) return null;
-  const body = token.slice(API_TOKEN_PREFIX.length);
+  return parseOpaqueToken(API_TOKEN_PREFIX, token);
+}
+
+export function newOpaqueToken(prefix: OpaquePrefix, orgId: string, id: string): { token: string; secretHash: Buffer } {
+  const secret = randomBytes(32);
+  const body = Buffer.concat([uuidBytes(orgId), uuidBytes(id), secret]);
+  return { token: prefix + body.toString('base64url'), secretHash: hashSecret(secret) };
+}
+
+/** `tokenId` is the session's or invitation's ID for those prefixes. Null for anything malformed. */
+export function parseOpaqueToken(prefix: OpaquePrefix, token: string): ParsedApiToken | null {
+  if (!token.startsWith(prefix)) return null;
+  const body = token.slice(prefix.length);
   if (!BODY.test(body)) return null;
   const bytes = Buffer.from(body, 'base64url');
   if (bytes.length !== 64) return null;

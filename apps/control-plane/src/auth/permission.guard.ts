@@ -38,7 +38,7 @@ export class PermissionGuard implements CanActivate {
     const request = requestOf(context);
     if (declaration.kind === 'service') return this.checkServiceCredential(request.headers.authorization);
 
-    request.arcaPrincipal ??= this.auth.authenticate(request.headers.authorization, request.id);
+    request.arcaPrincipal ??= this.auth.authenticate(request);
     const principal = await request.arcaPrincipal;
     request.principal = principal;
     if (declaration.kind === 'authenticated') return true;

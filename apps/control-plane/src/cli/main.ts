@@ -10,9 +10,14 @@ const USAGE = `usage: arca-control-plane <command> [options]
 commands:
   serve [--migrate]          start the server (--migrate: apply pending migrations first)
   migrate                    apply pending database migrations and exit
-  bootstrap --org NAME --email EMAIL [--name NAME] [--token-days N]
+  bootstrap --org NAME --email EMAIL [--link-hours N]
+                             with OIDC configured: create an organization with no user and print
+                             a one-time owner sign-in link for EMAIL (default 24 hours)
+  bootstrap --org-id ID --email EMAIL [--link-hours N]
+                             a new owner link for an organization that has no active owner
+  bootstrap --org NAME --email EMAIL --api-token [--name NAME] [--token-days N]
                              create an organization, its owner and the owner's first API token
-                             (printed once)
+                             (printed once); the default when OIDC is not configured
 
 Configuration comes from the environment: docs/control-plane.md lists every variable.
 With no DATABASE_URL the control plane runs on an embedded database in ARCA_CP_DATA_DIR.`;
@@ -96,21 +101,37 @@ async function serve(config: ControlPlaneConfig, args: string[]): Promise<number
 async function bootstrap(config: ControlPlaneConfig, args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { org: { type: 'string' }, email: { type: 'string' }, name: { type: 'string' }, 'token-days': { type: 'string' } },
+    options: {
+      org: { type: 'string' }, 'org-id': { type: 'string' }, email: { type: 'string' }, name: { type: 'string' },
+      'api-token': { type: 'boolean', default: false }, 'token-days': { type: 'string' }, 'link-hours': { type: 'string' },
+    },
     strict: true,
   });
-  if (values.org == null || values.email == null) {
-    process.stderr.write('arca-control-plane: bootstrap needs --org NAME and --email EMAIL\n');
+  const apiToken = values['api-token'] || config.oidc == null;
+  const email = values.email;
+  if ((values.org == null) === (values['org-id'] == null) || email == null || (apiToken && values.org == null)) {
+    process.stderr.write('arca-control-plane: bootstrap needs --email EMAIL and either --org NAME or (sign-in link only) --org-id ID\n');
     return 64;
   }
   const logger = createLogger({ logLevel: 'warn' });
   const db = await openDatabase(config);
   const controlPlane = await createControlPlane({ config, db, logger });
   try {
+    if (!apiToken) {
+      const link = await controlPlane.app.get(OrganizationService).bootstrapLink({
+        organization: values.org, orgId: values['org-id'], email,
+        hours: values['link-hours'] == null ? undefined : Number(values['link-hours']),
+      });
+      process.stdout.write(
+        `organization ${link.orgId}: owner sign-in link for ${values.email}, valid until ${link.expiresAt.toISOString()}, usable once\n` +
+          `(whoever opens it must sign in with that email, verified by the identity provider; shown once, send it privately):\n${link.url}\n`,
+      );
+      return 0;
+    }
     const result = await controlPlane.app.get(OrganizationService).bootstrap({
-      organization: values.org,
-      email: values.email,
-      displayName: values.name ?? values.email,
+      organization: values.org ?? '',
+      email,
+      displayName: values.name ?? email,
       tokenDays: values['token-days'] == null ? undefined : Number(values['token-days']),
     });
     process.stdout.write(

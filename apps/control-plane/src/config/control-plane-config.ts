@@ -1,12 +1,14 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ControlPlaneError, ControlPlaneErrorCode } from '../errors/control-plane-error.ts';
 
 /**
  * The whole configuration: one zod schema over the environment, validated once at start-up.
- * There are no default secrets; the only credentials are the database URL's password and the
- * key proxy's ingestion token, and the latter is configured as its SHA-256, never in clear.
- * docs/control-plane.md has the table of variables.
+ * There are no default secrets. The credentials are the database URL's password, the key proxy's
+ * ingestion token (configured as its SHA-256, never in clear) and the OIDC client secret, read
+ * from a file (ARCA_CP_OIDC_CLIENT_SECRET_FILE) so it stays out of the environment, process
+ * listings and crash dumps. docs/control-plane.md has the table of variables.
  */
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -14,6 +16,10 @@ const postgresUrl = z
   .string()
   .refine((v) => /^postgres(ql)?:\/\//.test(v), { message: 'must be a postgres:// or postgresql:// URL' })
   .refine((v) => URL.canParse(v), { message: 'is not a valid URL' });
+const httpUrl = z
+  .string()
+  .refine((v) => URL.canParse(v), { message: 'is not a valid URL' })
+  .refine((v) => /^https?:$/.test(new URL(v).protocol), { message: 'must be an http(s) URL' });
 const sha256List = z
   .string()
   .transform((v) => v.split(',').map((s) => s.trim().toLowerCase()).filter((s) => s !== ''))
@@ -39,6 +45,22 @@ export const controlPlaneEnvSchema = z.object({
   ARCA_CP_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   /** trust X-Forwarded-* (only behind a proxy that sets them) */
   ARCA_CP_TRUST_PROXY: bool.default(false),
+  /** OpenID Connect sign-in (all four or none): the provider's issuer URL (discovery) */
+  ARCA_CP_OIDC_ISSUER: httpUrl.optional(),
+  ARCA_CP_OIDC_CLIENT_ID: z.string().min(1).max(255).optional(),
+  /** a file holding the client secret (the variable never holds the secret itself) */
+  ARCA_CP_OIDC_CLIENT_SECRET_FILE: z.string().min(1).optional(),
+  /** the control plane's public callback URL, registered at the provider: https://<host>/auth/callback */
+  ARCA_CP_OIDC_REDIRECT_URL: httpUrl.refine((v) => new URL(v).pathname.endsWith('/auth/callback'), { message: 'must end with /auth/callback' }).optional(),
+  ARCA_CP_OIDC_SCOPES: z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/, 'space-separated scopes').refine((v) => v.split(' ').includes('openid'), { message: 'must include openid' }).default('openid email profile'),
+  /** a session ends this long after sign-in, whatever the activity */
+  ARCA_CP_SESSION_TTL_HOURS: int(1, 720).default(12),
+  /** ... or after this long without a request */
+  ARCA_CP_SESSION_IDLE_MINUTES: int(5, 10_080).default(60),
+  /** how long an authenticated principal is reused for the same credential (0: off) */
+  ARCA_CP_AUTH_CACHE_MS: int(0, 60_000).default(5000),
+  /** Secure cookies; may be false only when the redirect URL is http://localhost or a loopback address */
+  ARCA_CP_COOKIE_SECURE: bool.default(true),
 });
 
 export interface ControlPlaneConfig {
@@ -51,6 +73,33 @@ export interface ControlPlaneConfig {
   keyProxyAuditTokenSha256: string[];
   shutdownTimeoutMs: number;
   trustProxy: boolean;
+  /** null: OIDC sign-in is off (API tokens only) */
+  oidc: OidcConfig | null;
+  sessions: { ttlMs: number; idleMs: number; cookieSecure: boolean };
+  /** principal cache lifetime (0: off); the bound on how long a revocation takes on other replicas */
+  authCacheMs: number;
+}
+
+export interface OidcConfig {
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  redirectUrl: string;
+  scopes: string;
+  /** the dashboard's origin (the redirect URL's): the only Origin accepted on cookie-authenticated requests */
+  publicOrigin: string;
+  /** plain-http provider: allowed only on a loopback address (a provider on the same machine) */
+  allowHttpIssuer: boolean;
+}
+
+const OIDC_VARS = ['ARCA_CP_OIDC_ISSUER', 'ARCA_CP_OIDC_CLIENT_ID', 'ARCA_CP_OIDC_CLIENT_SECRET_FILE', 'ARCA_CP_OIDC_REDIRECT_URL'] as const;
+
+function isLoopback(url: URL): boolean {
+  return url.hostname === 'localhost' || url.hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(url.hostname);
+}
+
+function configError(fields: Array<{ path: string; message: string }>): ControlPlaneError {
+  return new ControlPlaneError(ControlPlaneErrorCode.ConfigInvalid, `invalid configuration:\n${fields.map((f) => `  ${f.path}: ${f.message}`).join('\n')}`, { fields });
 }
 
 /** Parses the environment; throws CONFIG_INVALID listing every bad variable at once. */
@@ -67,10 +116,14 @@ export function loadControlPlaneConfig(env: NodeJS.ProcessEnv = process.env, cwd
     );
   }
   const e = parsed.data;
-  if (e.DATABASE_MIGRATION_URL != null && e.DATABASE_URL == null) {
-    const fields = [{ path: 'DATABASE_MIGRATION_URL', message: 'is only used together with DATABASE_URL' }];
-    throw new ControlPlaneError(ControlPlaneErrorCode.ConfigInvalid, `invalid configuration:\n  ${fields[0]!.path}: ${fields[0]!.message}`, { fields });
+  const problems: Array<{ path: string; message: string }> = [];
+  if (e.DATABASE_MIGRATION_URL != null && e.DATABASE_URL == null) problems.push({ path: 'DATABASE_MIGRATION_URL', message: 'is only used together with DATABASE_URL' });
+  const oidc = oidcConfig(e, cwd, problems);
+  if (!e.ARCA_CP_COOKIE_SECURE && (oidc == null || !oidc.publicOrigin.startsWith('http:') || !isLoopback(new URL(oidc.publicOrigin)))) {
+    // a session cookie without Secure would travel in clear over any plain-http hop
+    problems.push({ path: 'ARCA_CP_COOKIE_SECURE', message: 'may be false only when ARCA_CP_OIDC_REDIRECT_URL is http://localhost or a loopback address' });
   }
+  if (problems.length > 0) throw configError(problems);
   return {
     host: e.ARCA_CP_HOST,
     port: e.ARCA_CP_PORT,
@@ -84,6 +137,40 @@ export function loadControlPlaneConfig(env: NodeJS.ProcessEnv = process.env, cwd
     keyProxyAuditTokenSha256: e.ARCA_CP_KEY_PROXY_AUDIT_TOKEN_SHA256 ?? [],
     shutdownTimeoutMs: e.ARCA_CP_SHUTDOWN_TIMEOUT_MS,
     trustProxy: e.ARCA_CP_TRUST_PROXY,
+    oidc,
+    sessions: { ttlMs: e.ARCA_CP_SESSION_TTL_HOURS * 3_600_000, idleMs: e.ARCA_CP_SESSION_IDLE_MINUTES * 60_000, cookieSecure: e.ARCA_CP_COOKIE_SECURE },
+    authCacheMs: e.ARCA_CP_AUTH_CACHE_MS,
+  };
+}
+
+/** All four OIDC variables or none; the secret is read from its file here, once. */
+function oidcConfig(e: z.infer<typeof controlPlaneEnvSchema>, cwd: string, problems: Array<{ path: string; message: string }>): OidcConfig | null {
+  const set = OIDC_VARS.filter((name) => e[name] != null);
+  if (set.length === 0) return null;
+  if (set.length < OIDC_VARS.length) {
+    for (const name of OIDC_VARS.filter((n) => e[n] == null)) problems.push({ path: name, message: `is required when ${set.join(', ')} ${set.length === 1 ? 'is' : 'are'} set (OIDC sign-in needs all four)` });
+    return null;
+  }
+  const issuer = new URL(e.ARCA_CP_OIDC_ISSUER!);
+  const redirect = new URL(e.ARCA_CP_OIDC_REDIRECT_URL!);
+  if (issuer.protocol === 'http:' && !isLoopback(issuer)) problems.push({ path: 'ARCA_CP_OIDC_ISSUER', message: 'must be https:// (plain http only for a provider on a loopback address)' });
+  if (redirect.protocol === 'http:' && !isLoopback(redirect)) problems.push({ path: 'ARCA_CP_OIDC_REDIRECT_URL', message: 'must be https:// (plain http only for localhost)' });
+  let clientSecret = '';
+  try {
+    clientSecret = readFileSync(resolve(cwd, e.ARCA_CP_OIDC_CLIENT_SECRET_FILE!), 'utf8').trim();
+    if (clientSecret === '') problems.push({ path: 'ARCA_CP_OIDC_CLIENT_SECRET_FILE', message: 'the file is empty' });
+  } catch (err) {
+    problems.push({ path: 'ARCA_CP_OIDC_CLIENT_SECRET_FILE', message: `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+  }
+  return {
+    // kept exactly as written: discovery requires the provider's `issuer` to be this string
+    issuer: e.ARCA_CP_OIDC_ISSUER!,
+    clientId: e.ARCA_CP_OIDC_CLIENT_ID!,
+    clientSecret,
+    redirectUrl: redirect.href,
+    scopes: e.ARCA_CP_OIDC_SCOPES,
+    publicOrigin: redirect.origin,
+    allowHttpIssuer: issuer.protocol === 'http:',
   };
 }
 

@@ -11,6 +11,8 @@ export const ControlPlaneErrorCode = {
   Unauthenticated: 'UNAUTHENTICATED',
   /** authenticated, but the role or token scopes do not allow the operation */
   Forbidden: 'FORBIDDEN',
+  /** a session-cookie request without its CSRF header, or from another Origin */
+  CsrfRejected: 'CSRF_REJECTED',
   NotFound: 'NOT_FOUND',
   /** input failed validation (GraphQL arguments, REST bodies) */
   InvalidInput: 'INVALID_INPUT',
@@ -26,6 +28,8 @@ export const ControlPlaneErrorCode = {
   ConfigInvalid: 'CONFIG_INVALID',
   /** an endpoint that is switched off by configuration */
   Disabled: 'DISABLED',
+  /** a dependency (the identity provider) cannot be reached; retry later */
+  Unavailable: 'UNAVAILABLE',
   Internal: 'INTERNAL',
 } as const;
 export type ControlPlaneErrorCode = (typeof ControlPlaneErrorCode)[keyof typeof ControlPlaneErrorCode];
@@ -33,6 +37,7 @@ export type ControlPlaneErrorCode = (typeof ControlPlaneErrorCode)[keyof typeof 
 const HTTP_STATUS: Record<ControlPlaneErrorCode, number> = {
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
+  CSRF_REJECTED: 403,
   NOT_FOUND: 404,
   INVALID_INPUT: 400,
   CONFLICT: 409,
@@ -41,6 +46,7 @@ const HTTP_STATUS: Record<ControlPlaneErrorCode, number> = {
   QUERY_TOO_COMPLEX: 400,
   CONFIG_INVALID: 500,
   DISABLED: 404,
+  UNAVAILABLE: 503,
   INTERNAL: 500,
 };
 

@@ -28,6 +28,9 @@ export function graphqlOptions(config: ControlPlaneConfig, logger: Logger): Merc
     // guards run for field resolvers too, so a @ResolveField's own permission is enforced
     fieldResolverEnhancers: ['guards', 'interceptors'],
     queryDepth: config.graphql.maxDepth,
+    // graphql-jit compiles a query after its first run (Mercurius caches it with the parsed
+    // document): less work per request than graphql-js's generic executor
+    jit: 1,
     hooks: {
       // complexity depends on variables (page sizes), so it is checked before execution rather
       // than as a validation rule: mercurius caches validated documents, not their variables

@@ -21,6 +21,9 @@ export class Viewer {
   @Field(() => String, { nullable: true, description: 'the API token used, if any' })
   tokenId!: string | null;
 
+  @Field(() => String, { nullable: true, description: 'the dashboard session used, if any' })
+  sessionId!: string | null;
+
   @Field(() => [String], { description: 'effective "action:Subject" permissions (conditions not shown)' })
   permissions!: string[];
 }
@@ -41,7 +44,7 @@ export class OrganizationResolver {
       if (rule.inverted === true) continue;
       for (const action of [rule.action].flat()) for (const subject of [rule.subject ?? 'all'].flat()) permissions.add(`${action}:${String(subject)}`);
     }
-    return { userId: caller.userId, organizationId: caller.orgId, roleName: caller.roleName, tokenId: caller.tokenId, permissions: [...permissions].sort() };
+    return { userId: caller.userId, organizationId: caller.orgId, roleName: caller.roleName, tokenId: caller.tokenId, sessionId: caller.sessionId, permissions: [...permissions].sort() };
   }
 
   @Query(() => Organization, { description: 'The caller\'s organization' })

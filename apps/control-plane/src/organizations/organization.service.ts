@@ -1,14 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { eq } from 'drizzle-orm';
+import { and, count, eq } from 'drizzle-orm';
 import { z } from 'zod';
-import { apiTokens, memberships, organizations, users, type Database } from '@arca/db';
+import { apiTokens, memberships, organizations, roles, users, type Database } from '@arca/db';
 import { AccessService } from '../access/access.service.ts';
 import { AuditLogService } from '../audit/audit-log.service.ts';
 import { newApiToken } from '../auth/api-token-format.ts';
 import { authOf, type Principal } from '../auth/principal.ts';
 import { DATABASE } from '../database/database.tokens.ts';
+import { ControlPlaneError, ControlPlaneErrorCode } from '../errors/control-plane-error.ts';
 import { notFound, parseInput } from '../errors/input-validation.ts';
+import { InvitationService } from '../invitations/invitation.service.ts';
 import { RoleService } from '../roles/role.service.ts';
 import type { Organization, UpdateOrganizationInput } from './organization.types.ts';
 
@@ -19,6 +21,24 @@ const bootstrapSchema = z.object({
   displayName: z.string().trim().min(1).max(200),
   tokenDays: z.number().int().min(1).max(365),
 });
+
+const bootstrapLinkSchema = z.object({
+  organization: orgName.optional(),
+  orgId: z.uuid('must be an organization ID').optional(),
+  email: z.email('must be an email address').max(320),
+  hours: z.number().int().min(1).max(168),
+});
+
+/** The one-time owner link of an organization that has no owner yet. */
+export interface BootstrapLinkResult {
+  orgId: string;
+  invitationId: string;
+  /** the invitation code; printed once by the CLI, only its hash is stored */
+  code: string;
+  /** the sign-in link (null when OIDC is not configured) */
+  url: string | null;
+  expiresAt: Date;
+}
 
 export interface BootstrapResult {
   orgId: string;
@@ -34,12 +54,14 @@ export class OrganizationService {
   private readonly access: AccessService;
   private readonly audit: AuditLogService;
   private readonly roles: RoleService;
+  private readonly invitations: InvitationService;
 
-  constructor(@Inject(DATABASE) db: Database, access: AccessService, audit: AuditLogService, roleService: RoleService) {
+  constructor(@Inject(DATABASE) db: Database, access: AccessService, audit: AuditLogService, roleService: RoleService, invitationService: InvitationService) {
     this.db = db;
     this.access = access;
     this.audit = audit;
     this.roles = roleService;
+    this.invitations = invitationService;
   }
 
   async get(principal: Principal): Promise<Organization> {
@@ -63,10 +85,50 @@ export class OrganizationService {
   }
 
   /**
+   * First-user bootstrap for OIDC sign-in (the CLI's `bootstrap`, run by whoever operates the
+   * server): creates the organization and its built-in roles with no user at all, plus a
+   * single-use owner invitation for `email`, or — with `orgId` — a new link for an existing
+   * organization that has no active owner (e.g. the first link expired). Whoever signs in through
+   * the link with that email, verified by the provider, becomes the owner. Both halves are
+   * needed: the link (only the operator saw it) and control of the address at the provider. A
+   * rule like "the first sign-in with email X becomes owner" would hand the organization to
+   * whoever reaches the provider first with a matching, possibly unverified, claim.
+   */
+  async bootstrapLink(input: { organization?: string; orgId?: string; email: string; hours?: number }): Promise<BootstrapLinkResult> {
+    const data = parseInput(bootstrapLinkSchema, { ...input, hours: input.hours ?? 24 });
+    const orgId = data.orgId ?? randomUUID();
+    return this.db.withTenant(orgId, async (tx) => {
+      let ownerRoleId: string;
+      if (data.orgId == null) {
+        if (data.organization == null) throw new ControlPlaneError(ControlPlaneErrorCode.InvalidInput, 'name the new organization', { fields: [{ path: 'organization', message: 'required' }] });
+        await tx.insert(organizations).values({ id: orgId, name: data.organization });
+        await this.audit.initChain(tx, orgId);
+        ownerRoleId = (await this.roles.seedBuiltinRoles(tx, orgId)).get('owner')!;
+        await this.audit.append(tx, orgId, {
+          actor: 'system', action: 'organization.created', target: `organization:${orgId}`, payload: { name: data.organization, owner: null, bootstrapEmail: data.email },
+        });
+      } else {
+        const [org] = await tx.select({ id: organizations.id }).from(organizations).where(eq(organizations.id, orgId)).for('update');
+        if (org == null) throw notFound('the organization');
+        const [owner] = await tx.select({ id: roles.id }).from(roles).where(and(eq(roles.orgId, orgId), eq(roles.name, 'owner'), eq(roles.builtin, true)));
+        if (owner == null) throw notFound('the owner role');
+        const [active] = await tx.select({ n: count() }).from(memberships)
+          .innerJoin(users, and(eq(users.orgId, memberships.orgId), eq(users.id, memberships.userId)))
+          .where(and(eq(memberships.orgId, orgId), eq(memberships.roleId, owner.id), eq(users.status, 'active')));
+        if ((active?.n ?? 0) > 0) throw new ControlPlaneError(ControlPlaneErrorCode.Conflict, 'the organization already has an owner: owners invite people from the dashboard or the API');
+        ownerRoleId = owner.id;
+      }
+      const issued = await this.invitations.issue(tx, orgId, { email: data.email, roleId: ownerRoleId, roleName: 'owner', hours: data.hours, actor: 'system', requestId: null });
+      return { orgId, invitationId: issued.id, code: issued.code, url: issued.url, expiresAt: issued.expiresAt };
+    });
+  }
+
+  /**
    * Creates an organization with its built-in roles, its first owner and that owner's first API
-   * token, in one transaction, and opens the audit chain with it. This is how an organization
-   * comes to exist until OIDC sign-in's first-user bootstrap (next milestone): the CLI's
-   * `bootstrap` command, run by whoever operates the server.
+   * token, in one transaction, and opens the audit chain with it: the CLI's `bootstrap
+   * --api-token` (and `bootstrap` without OIDC configured), for API-first and embedded use. The
+   * owner can sign in later: a provisioned user is bound to their (issuer, subject) at the first
+   * sign-in with the same, verified, email.
    */
   async bootstrap(input: { organization: string; email: string; displayName: string; tokenDays?: number }): Promise<BootstrapResult> {
     const data = parseInput(bootstrapSchema, { ...input, tokenDays: input.tokenDays ?? 30 });

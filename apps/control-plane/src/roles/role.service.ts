@@ -8,6 +8,7 @@ import { customRulesSchema, rulesOfRole } from '../access/permission-schema.ts';
 import { ACTIONS, BUILTIN_ROLES, SUBJECTS, type PermissionRule } from '../access/permissions.ts';
 import { AuditLogService } from '../audit/audit-log.service.ts';
 import { authOf, type Principal } from '../auth/principal.ts';
+import { PrincipalCache } from '../auth/principal-cache.ts';
 import { DATABASE } from '../database/database.tokens.ts';
 import { ControlPlaneError, ControlPlaneErrorCode } from '../errors/control-plane-error.ts';
 import { conflictAs, notFound, parseInput } from '../errors/input-validation.ts';
@@ -24,11 +25,13 @@ export class RoleService {
   private readonly db: Database;
   private readonly access: AccessService;
   private readonly audit: AuditLogService;
+  private readonly cache: PrincipalCache;
 
-  constructor(@Inject(DATABASE) db: Database, access: AccessService, audit: AuditLogService) {
+  constructor(@Inject(DATABASE) db: Database, access: AccessService, audit: AuditLogService, cache: PrincipalCache) {
     this.db = db;
     this.access = access;
     this.audit = audit;
+    this.cache = cache;
   }
 
   /** Creates the built-in roles of a new organization (in its creating transaction). */
@@ -87,6 +90,8 @@ export class RoleService {
         payload: { name: existing.name, before: { description: existing.description, permissions: existing.permissions }, after: { description: row!.description, permissions: row!.permissions }, ...authOf(principal) },
         requestId,
       });
+      // the role's members now hold other rules
+      this.cache.forget(principal.orgId);
       return toRole(row!);
     });
   }

@@ -8,6 +8,7 @@ import { isScope, type Action, type SubjectType } from '../access/permissions.ts
 import { AuditLogService } from '../audit/audit-log.service.ts';
 import { newApiToken } from '../auth/api-token-format.ts';
 import { authOf, type Principal } from '../auth/principal.ts';
+import { PrincipalCache } from '../auth/principal-cache.ts';
 import { DATABASE } from '../database/database.tokens.ts';
 import { ControlPlaneError, ControlPlaneErrorCode } from '../errors/control-plane-error.ts';
 import { notFound, parseInput } from '../errors/input-validation.ts';
@@ -25,11 +26,13 @@ export class ApiTokenService {
   private readonly db: Database;
   private readonly access: AccessService;
   private readonly audit: AuditLogService;
+  private readonly cache: PrincipalCache;
 
-  constructor(@Inject(DATABASE) db: Database, access: AccessService, audit: AuditLogService) {
+  constructor(@Inject(DATABASE) db: Database, access: AccessService, audit: AuditLogService, cache: PrincipalCache) {
     this.db = db;
     this.access = access;
     this.audit = audit;
+    this.cache = cache;
   }
 
   async list(principal: Principal): Promise<ApiToken[]> {
@@ -73,6 +76,7 @@ export class ApiTokenService {
       await this.audit.append(tx, principal.orgId, {
         actor: principal.actor, action: 'api_token.revoked', target: `api-token:${id}`, payload: { name: existing.name, owner: existing.userId, ...authOf(principal) }, requestId,
       });
+      this.cache.forget(principal.orgId, { tokenId: id });
       return toApiToken(row!);
     });
   }

@@ -7,11 +7,13 @@ import { AccessService } from '../access/access.service.ts';
 import { rulesOfRole } from '../access/permission-schema.ts';
 import { AuditLogService } from '../audit/audit-log.service.ts';
 import { authOf, type Principal } from '../auth/principal.ts';
+import { PrincipalCache } from '../auth/principal-cache.ts';
 import { DATABASE } from '../database/database.tokens.ts';
 import { ControlPlaneError, ControlPlaneErrorCode } from '../errors/control-plane-error.ts';
 import { conflictAs, notFound, parseInput } from '../errors/input-validation.ts';
 import { decodeCursor, encodeCursor, pageSize, toConnection } from '../graphql/relay-pagination.ts';
 import { RoleService, toRole } from '../roles/role.service.ts';
+import { SessionService } from '../sessions/session.service.ts';
 import type { CreateUserInput, Membership, UpdateUserInput, User, UserConnection, UserFilter } from './user.types.ts';
 
 const uuid = z.uuid('must be an ID');
@@ -28,12 +30,16 @@ export class UserService {
   private readonly access: AccessService;
   private readonly audit: AuditLogService;
   private readonly roles: RoleService;
+  private readonly sessions: SessionService;
+  private readonly cache: PrincipalCache;
 
-  constructor(@Inject(DATABASE) db: Database, access: AccessService, audit: AuditLogService, roleService: RoleService) {
+  constructor(@Inject(DATABASE) db: Database, access: AccessService, audit: AuditLogService, roleService: RoleService, sessionService: SessionService, cache: PrincipalCache) {
     this.db = db;
     this.access = access;
     this.audit = audit;
     this.roles = roleService;
+    this.sessions = sessionService;
+    this.cache = cache;
   }
 
   async list(principal: Principal, first: number | undefined, after: string | undefined, filter: UserFilter | undefined): Promise<UserConnection> {
@@ -104,6 +110,9 @@ export class UserService {
         payload: { before: { displayName: existing.displayName, status: existing.status }, after: { displayName: row!.displayName, status: row!.status }, ...authOf(principal) },
         requestId,
       });
+      // a suspended person's dashboard sessions end now (their API tokens stop at the status check)
+      if (data.status === 'suspended') await this.sessions.revokeAllOfUser(tx, principal.orgId, data.id, 'user-suspended', principal.actor, requestId);
+      this.cache.forget(principal.orgId, { userId: data.id });
       return toUser(row!);
     });
   }
@@ -120,6 +129,7 @@ export class UserService {
       await this.audit.append(tx, principal.orgId, {
         actor: principal.actor, action: 'user.deleted', target: `user:${id}`, payload: { email: existing.email, ...authOf(principal) }, requestId,
       });
+      this.cache.forget(principal.orgId, { userId: id });
       return true;
     });
   }
@@ -141,6 +151,7 @@ export class UserService {
         actor: principal.actor, action: 'membership.role_changed', target: `user:${userId}`,
         payload: { before: current.name, after: role.name, ...authOf(principal) }, requestId,
       });
+      this.cache.forget(principal.orgId, { userId });
       return { createdAt: m!.createdAt, updatedAt: m!.updatedAt, userRow: toUser(user), roleRow: toRole(role) };
     });
   }

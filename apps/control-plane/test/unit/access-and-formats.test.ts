@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { subject } from '@casl/ability';
 import { describe, expect, it } from 'vitest';
 import { buildAbility } from '../../src/access/ability-factory.ts';
@@ -6,6 +9,8 @@ import { newApiToken, parseApiToken, secretMatches } from '../../src/auth/api-to
 import { auditEntryHash, canonicalJson, GENESIS_HASH } from '../../src/audit/audit-hash.ts';
 import { loadControlPlaneConfig } from '../../src/config/control-plane-config.ts';
 import { ControlPlaneErrorCode } from '../../src/errors/control-plane-error.ts';
+import { isSafeReturnPath } from '../../src/identity/login-cookie.ts';
+import { cookieNames, csrfMatches, csrfTokenFor, readCookie } from '../../src/sessions/session-cookies.ts';
 
 const USER = '11111111-1111-4111-8111-111111111111';
 
@@ -95,5 +100,47 @@ describe('configuration', () => {
 
   it('a migration URL needs a runtime URL', () => {
     expect(() => loadControlPlaneConfig({ DATABASE_MIGRATION_URL: 'postgres://owner@db/arca' })).toThrow(/only used together with DATABASE_URL/);
+  });
+
+  it('OIDC: all four variables or none, the secret from its file, https unless loopback, Secure cookies unless localhost', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'arca-cfg-'));
+    try {
+      writeFileSync(join(dir, 'secret'), 's3cret-from-file\n');
+      const oidc = { ARCA_CP_OIDC_ISSUER: 'https://idp.example', ARCA_CP_OIDC_CLIENT_ID: 'arca', ARCA_CP_OIDC_CLIENT_SECRET_FILE: 'secret', ARCA_CP_OIDC_REDIRECT_URL: 'https://cp.example/auth/callback' };
+      expect(loadControlPlaneConfig(oidc, dir)).toMatchObject({
+        oidc: { clientSecret: 's3cret-from-file', publicOrigin: 'https://cp.example', allowHttpIssuer: false, scopes: 'openid email profile' },
+        sessions: { ttlMs: 12 * 3_600_000, idleMs: 3_600_000, cookieSecure: true },
+      });
+      expect(loadControlPlaneConfig({}, dir).oidc).toBeNull();
+      const problems = (env: Record<string, string>): string[] => {
+        try {
+          loadControlPlaneConfig(env, dir);
+          return [];
+        } catch (err) {
+          return (err as { fields: Array<{ path: string }> }).fields.map((f) => f.path).sort();
+        }
+      };
+      expect(problems({ ARCA_CP_OIDC_ISSUER: 'https://idp.example' })).toEqual(['ARCA_CP_OIDC_CLIENT_ID', 'ARCA_CP_OIDC_CLIENT_SECRET_FILE', 'ARCA_CP_OIDC_REDIRECT_URL']);
+      expect(problems({ ...oidc, ARCA_CP_OIDC_CLIENT_SECRET_FILE: 'missing' })).toEqual(['ARCA_CP_OIDC_CLIENT_SECRET_FILE']);
+      expect(problems({ ...oidc, ARCA_CP_OIDC_ISSUER: 'http://idp.example', ARCA_CP_OIDC_REDIRECT_URL: 'http://cp.example/auth/callback' })).toEqual(['ARCA_CP_OIDC_ISSUER', 'ARCA_CP_OIDC_REDIRECT_URL']);
+      expect(problems({ ...oidc, ARCA_CP_COOKIE_SECURE: 'false' })).toEqual(['ARCA_CP_COOKIE_SECURE']);
+      expect(problems({ ...oidc, ARCA_CP_OIDC_ISSUER: 'http://127.0.0.1:9000', ARCA_CP_OIDC_REDIRECT_URL: 'http://localhost:8080/auth/callback', ARCA_CP_COOKIE_SECURE: 'false' })).toEqual([]);
+      expect(problems({ ...oidc, ARCA_CP_OIDC_SCOPES: 'email profile' })).toEqual(['ARCA_CP_OIDC_SCOPES']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('sign-in helpers', () => {
+  it('return paths stay on this origin; the CSRF token is bound to the session secret', () => {
+    for (const ok of ['/', '/jobs', '/jobs?id=1#x']) expect(isSafeReturnPath(ok), ok).toBe(true);
+    for (const bad of ['//evil.example', '/\\evil.example', 'https://evil.example', 'jobs', '/a b']) expect(isSafeReturnPath(bad), bad).toBe(false);
+    const secret = Buffer.alloc(32, 7);
+    expect(csrfMatches(secret, csrfTokenFor(secret))).toBe(true);
+    expect(csrfMatches(Buffer.alloc(32, 8), csrfTokenFor(secret))).toBe(false);
+    expect(csrfMatches(secret, undefined)).toBe(false);
+    expect(readCookie('a=1; __Host-arca_session=arca_ses_x; b=2', '__Host-arca_session')).toBe('arca_ses_x');
+    expect(cookieNames(false).session).toBe('arca_session');
   });
 });

@@ -1,10 +1,5 @@
-import { customType, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
-
-const bytea = customType<{ data: Buffer; driverData: Buffer | Uint8Array }>({
-  dataType: () => 'bytea',
-  // postgres.js returns a Buffer, PGlite a Uint8Array: normalize so comparisons see one type
-  fromDriver: (value) => (Buffer.isBuffer(value) ? value : Buffer.from(value)),
-});
+import { pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { bytea } from './bytea-column.ts';
 
 /** An API token: only the SHA-256 of its secret is stored; the token is shown once at creation. */
 export const apiTokens = pgTable(

@@ -4,3 +4,5 @@ export * from './roles-table.ts';
 export * from './memberships-table.ts';
 export * from './api-tokens-table.ts';
 export * from './audit-events-table.ts';
+export * from './sessions-table.ts';
+export * from './invitations-table.ts';

@@ -16,6 +16,10 @@ export const users = pgTable(
     displayName: text('display_name').notNull(),
     externalId: text('external_id'),
     status: text('status', { enum: USER_STATUSES }).notNull().default('active'),
+    /** OpenID Connect issuer and subject, set at the first sign-in (migrations/0002) */
+    oidcIssuer: text('oidc_issuer'),
+    oidcSubject: text('oidc_subject'),
+    lastSignInAt: timestamp('last_sign_in_at', { withTimezone: true }),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },

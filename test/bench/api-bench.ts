@@ -1,0 +1,242 @@
+/**
+ * `npm run bench:api`: authenticated GraphQL reads and audited mutations against the control plane.
+ *
+ * Creates a fresh Postgres database on the local server (ARCA_TEST_DATABASE_URL, default
+ * postgres://postgres@127.0.0.1:5432/postgres) with a login role that is only a member of
+ * arca_app (as production connects), migrates it, and seeds 100 organizations, each with its
+ * built-in roles, an owner, the owner's API token and 10,000 audit events. The events are
+ * written in bulk (COPY) but hashed by the application's own chain function and linked to the
+ * chain head, so `verifyAuditChain` passes (checked at the end on one organization).
+ *
+ * Then starts `arca-control-plane serve` as a child process (default settings: info logs, pool of
+ * 10) and drives it over keep-alive HTTP on loopback with a fixed number of requests in flight,
+ * each request using a random organization's token:
+ * - reads: `organization` + the 10 newest audit events (two tenant queries after authentication);
+ * - audited mutations: `updateOrganization` (row update + hash-chain append in one transaction).
+ * Reports requests/s, p50/p99 latency, the control plane's CPU (from /proc, in cores) and peak RSS.
+ *
+ * The load generator runs on the same 2 cores as the control plane and Postgres: the figures are
+ * for the whole machine, not for the service alone.
+ *
+ * Env: BENCH_SECONDS (per phase, default 10), BENCH_CONCURRENCY (default 16), BENCH_ORGS (default
+ * 100), BENCH_EVENTS (per organization, default 10000), BENCH_CP_NODE_ARGS (extra node flags for
+ * the control plane, e.g. "--cpu-prof --cpu-prof-dir=/tmp/cp-prof"), BENCH_CP_ENV (extra
+ * "KEY=value,KEY=value" settings for it).
+ * Targets: >= 1,500 reads/s with p99 < 50 ms; >= 500 audited mutations/s with p99 < 100 ms.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Agent as HttpAgent, request } from 'node:http';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { createScratchDatabase, type ScratchDatabase } from '@arca/db/testing';
+import { auditEntryHash, GENESIS_HASH } from '../../apps/control-plane/src/audit/audit-hash.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CONTROL_PLANE = path.join(ROOT, 'apps/control-plane/bin/arca-control-plane.ts');
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
+const ORGS = Number(process.env.BENCH_ORGS ?? 100);
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
+const CP_NODE_ARGS = (process.env.BENCH_CP_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+const CP_ENV = Object.fromEntries((process.env.BENCH_CP_ENV ?? '').split(',').filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+const BUILTIN_ROLES = ['owner', 'admin', 'operator', 'auditor', 'viewer'];
+const TARGETS = { read: { rps: 1500, p99Ms: 50 }, mutation: { rps: 500, p99Ms: 100 } };
+
+const READ_QUERY = JSON.stringify({ query: '{ organization { id name } auditEvents(first: 10) { edges { node { seq time actor action target } } } }' });
+const mutationBody = (n: number) => JSON.stringify({ query: 'mutation($n: String!) { updateOrganization(input: { name: $n }) { id updatedAt } }', variables: { n: `bench org ${n}` } });
+
+interface Org {
+  id: string;
+  token: string;
+}
+
+interface PhaseResult {
+  name: 'read' | 'mutation';
+  requests: number;
+  errors: number;
+  seconds: number;
+  p50Ms: number;
+  p99Ms: number;
+  cpuCores: number;
+}
+
+/** The API token format (apps/control-plane/src/auth/api-token-format.ts): only SHA-256(secret) is stored. */
+function apiToken(orgId: string, tokenId: string): { token: string; secretHash: Buffer } {
+  const secret = randomBytes(32);
+  const hex = (uuid: string) => Buffer.from(uuid.replace(/-/g, ''), 'hex');
+  return { token: `arca_pat_${Buffer.concat([hex(orgId), hex(tokenId), secret]).toString('base64url')}`, secretHash: createHash('sha256').update(secret).digest() };
+}
+
+/** COPY text format: tabs, newlines and backslashes escaped; NULL is \N. */
+function copyField(value: string | null): string {
+  return value == null ? '\\N' : value.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
+}
+
+const ACTIONS = ['user.created', 'role.created', 'api_token.created', 'auth.token_used', 'authz.denied', 'key-proxy.keys'];
+
+async function seed(scratch: ScratchDatabase): Promise<Org[]> {
+  const sql = scratch.owner;
+  const orgs: Org[] = [];
+  const started = performance.now();
+  for (let i = 0; i < ORGS; i++) {
+    const orgId = randomUUID();
+    const userId = randomUUID();
+    const tokenId = randomUUID();
+    const { token, secretHash } = apiToken(orgId, tokenId);
+    const roleIds = BUILTIN_ROLES.map(() => randomUUID());
+    await sql.begin(async (tx) => {
+      await tx`INSERT INTO organizations (id, name) VALUES (${orgId}, ${`bench org ${i}`})`;
+      await tx`INSERT INTO roles ${tx(BUILTIN_ROLES.map((name, r) => ({ org_id: orgId, id: roleIds[r]!, name, builtin: true, description: `built-in ${name} role` })))}`;
+      await tx`INSERT INTO users (org_id, id, email, display_name) VALUES (${orgId}, ${userId}, ${`owner@org${i}.bench`}, ${`Owner ${i}`})`;
+      await tx`INSERT INTO memberships (org_id, user_id, role_id) VALUES (${orgId}, ${userId}, ${roleIds[0]!})`;
+      await tx`INSERT INTO api_tokens (org_id, id, user_id, name, secret_hash, scopes, expires_at)
+               VALUES (${orgId}, ${tokenId}, ${userId}, 'bench', ${secretHash}, ${['*']}, now() + interval '1 day')`;
+    });
+    // the chain, hashed exactly as the application appends it
+    let prevHash = GENESIS_HASH;
+    const t0 = Date.now() - EVENTS * 1000;
+    const lines: string[] = [];
+    for (let seq = 1; seq <= EVENTS; seq++) {
+      const entry = {
+        orgId, seq, time: new Date(t0 + seq * 1000), actor: `user:${userId}`, action: ACTIONS[seq % ACTIONS.length]!,
+        target: `role:${randomUUID()}`, payload: { name: `item-${seq}`, n: seq, auth: { method: 'api-token', tokenId } }, requestId: `seed-${seq}`, source: null,
+      };
+      const hash = auditEntryHash(prevHash, entry);
+      lines.push([orgId, String(seq), entry.time.toISOString(), entry.actor, entry.action, entry.target, JSON.stringify(entry.payload), entry.requestId, null, prevHash, hash].map(copyField).join('\t'));
+      prevHash = hash;
+    }
+    const copy = await sql`COPY audit_events (org_id, seq, time, actor, action, target, payload, request_id, source, prev_hash, hash) FROM STDIN`.writable();
+    await pipeline(Readable.from([`${lines.join('\n')}\n`]), copy);
+    await sql`INSERT INTO audit_chain_heads (org_id, seq, hash) VALUES (${orgId}, ${EVENTS}, ${prevHash})`;
+    orgs.push({ id: orgId, token });
+    if ((i + 1) % 20 === 0) process.stdout.write(`  seeded ${i + 1}/${ORGS} organizations (${((performance.now() - started) / 1000).toFixed(1)} s)\n`);
+  }
+  await sql`ANALYZE`;
+  return orgs;
+}
+
+function startControlPlane(scratch: ScratchDatabase): Promise<{ child: ChildProcess; url: string }> {
+  const env = { ...process.env, DATABASE_URL: scratch.appUrl, ARCA_CP_PORT: '0', ARCA_CP_HOST: '127.0.0.1', ...CP_ENV };
+  const child = spawn(process.execPath, [...CP_NODE_ARGS, CONTROL_PLANE, 'serve'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let resolved = false;
+    child.stdout!.on('data', (d: Buffer) => {
+      // keep draining the request log so the server never blocks on a full pipe
+      if (resolved) return;
+      out += d.toString();
+      const match = /"msg":"control plane listening"[^\n]*"url":"(http:\/\/[^"]+)"/.exec(out);
+      if (match != null) {
+        resolved = true;
+        resolve({ child, url: match[1]! });
+      }
+    });
+    child.once('exit', (code) => {
+      if (!resolved) reject(new Error(`the control plane exited (${code}) before listening: ${out.slice(-2000)}`));
+    });
+  });
+}
+
+/** user + system CPU seconds of a process (Linux /proc). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function peakRssMiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m == null ? 0 : Number(m[1]) / 1024;
+}
+
+function post(agent: HttpAgent, url: URL, token: string, body: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, {
+      method: 'POST', agent,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function phase(name: PhaseResult['name'], base: string, pid: number, orgs: Org[], seconds: number): Promise<PhaseResult> {
+  const url = new URL('/graphql', base);
+  const agent = new HttpAgent({ keepAlive: true, maxSockets: CONCURRENCY });
+  const latencies: number[] = [];
+  let requests = 0;
+  let errors = 0;
+  let n = 0;
+  const cpuBefore = cpuSeconds(pid);
+  const started = performance.now();
+  const deadline = started + seconds * 1000;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (performance.now() < deadline) {
+      const org = orgs[Math.floor(Math.random() * orgs.length)]!;
+      const body = name === 'read' ? READ_QUERY : mutationBody(n++);
+      const t0 = performance.now();
+      const r = await post(agent, url, org.token, body);
+      latencies.push(performance.now() - t0);
+      if (r.status === 200 && !r.text.includes('"errors"')) requests++;
+      else if (errors++ === 0) console.error(`  unexpected ${r.status}: ${r.text.slice(0, 300)}`);
+    }
+  }));
+  const elapsed = (performance.now() - started) / 1000;
+  const cpuCores = (cpuSeconds(pid) - cpuBefore) / elapsed;
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((latencies.length * p) / 100))] ?? 0;
+  return { name, requests, errors, seconds: elapsed, p50Ms: pct(50), p99Ms: pct(99), cpuCores };
+}
+
+async function main(): Promise<void> {
+  console.log(`bench:api — ${ORGS} organizations x ${EVENTS} audit events, ${CONCURRENCY} requests in flight, ${SECONDS} s per phase`);
+  const scratch = await createScratchDatabase();
+  let child: ChildProcess | undefined;
+  try {
+    const seedStart = performance.now();
+    const orgs = await seed(scratch);
+    console.log(`seeded in ${((performance.now() - seedStart) / 1000).toFixed(1)} s (database ${scratch.name})`);
+    const started = await startControlPlane(scratch);
+    child = started.child;
+    const pid = child.pid!;
+    // warm-up: JIT, connection pool, caches — not measured
+    await phase('read', started.url, pid, orgs, 2);
+    await phase('mutation', started.url, pid, orgs, 1);
+    const results = [await phase('read', started.url, pid, orgs, SECONDS), await phase('mutation', started.url, pid, orgs, SECONDS)];
+    const rss = peakRssMiB(pid);
+
+    const verify = await post(new HttpAgent(), new URL('/graphql', started.url), orgs[0]!.token, JSON.stringify({ query: '{ verifyAuditChain { valid checkedEvents message } }' }));
+    const verification = (JSON.parse(verify.text) as { data?: { verifyAuditChain: { valid: boolean; checkedEvents: number } } }).data?.verifyAuditChain;
+
+    console.log('\n| workload | requests/s | p50 ms | p99 ms | errors | control-plane CPU (cores) | target | met |');
+    console.log('|---|---:|---:|---:|---:|---:|---|---|');
+    let allMet = true;
+    for (const r of results) {
+      const target = TARGETS[r.name];
+      const rps = r.requests / r.seconds;
+      const met = rps >= target.rps && r.p99Ms < target.p99Ms && r.errors === 0;
+      allMet &&= met;
+      const label = r.name === 'read' ? 'GraphQL reads' : 'audited mutations';
+      console.log(`| ${label} | ${rps.toFixed(0)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${r.errors} | ${r.cpuCores.toFixed(2)} | >= ${target.rps}/s, p99 < ${target.p99Ms} ms | ${met ? 'yes' : 'NO'} |`);
+    }
+    console.log(`\ncontrol plane peak RSS: ${rss.toFixed(0)} MiB; audit chain of one organization after the run: ${verification?.valid === true ? `valid (${verification.checkedEvents} entries)` : `NOT valid: ${verify.text.slice(0, 300)}`}`);
+    if (!allMet || verification?.valid !== true) process.exitCode = 1;
+  } finally {
+    if (child != null && child.exitCode == null) {
+      const exited = new Promise((resolve) => child!.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    await scratch.drop();
+  }
+}
+
+await main();
