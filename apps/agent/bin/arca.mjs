@@ -4,6 +4,7 @@
 // compile cache below spares every other file of; only an entry file written in TypeScript would
 // still load it on every run.
 import module from 'node:module';
+import process from 'node:process';
 
 // Cache compiled code between runs (the engine pulls in the AWS SDK): roughly halves start-up time.
 // Enabled before the dynamic import below so that it covers the whole module graph.
