@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { KEY_PROXY_ENV_HELP, loadKeyProxyConfig } from '../config/key-proxy-config.ts';
 import { startKeyProxy } from '../key-proxy-app.ts';
 import { JsonLogger } from '../logging/json-logger.ts';
+import { bufferedStdout } from '../logging/buffered-line-sink.ts';
 import type { CliIo } from './cli-io.ts';
 import { ExitCode } from './exit-codes.ts';
 import { examples } from './help.ts';
@@ -18,7 +19,9 @@ export function registerServeCommand(program: Command, io: CliIo, onExit: (code:
     .addHelpText('after', `\nEnvironment:\n${KEY_PROXY_ENV_HELP.map(([name, help]) => `  ${name.padEnd(width)}  ${help}`).join('\n')}`)
     .action(async () => {
       const { config, warnings } = loadKeyProxyConfig(io.env);
-      const logger = new JsonLogger({ level: config.logLevel, sink: io.stdout });
+      // the process's own stdout gets the batching sink; an injected stream (tests) is written directly
+      const sink = io.stdout === process.stdout ? bufferedStdout() : { write: (line: string) => io.stdout.write(line) };
+      const logger = new JsonLogger({ level: config.logLevel, sink });
       for (const warning of warnings) logger.warn(warning);
       const proxy = await startKeyProxy(config, { logger });
       await new Promise<void>((resolve) => {

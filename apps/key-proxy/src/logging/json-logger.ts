@@ -1,4 +1,5 @@
 import type { LogLevel } from '../config/key-proxy-config.ts';
+import { bufferedStdout } from './buffered-line-sink.ts';
 
 /**
  * A tiny structured logger: one JSON object per line, `{"time","level","msg",...fields}`.
@@ -14,7 +15,8 @@ const SECRET_FIELDS = new Set([
 ]);
 
 export interface LogSink {
-  write(line: string): unknown;
+  /** `urgent`: write now (warnings, errors, the start-up line), not with the next batch */
+  write(line: string, urgent?: boolean): unknown;
 }
 
 export class JsonLogger {
@@ -26,7 +28,7 @@ export class JsonLogger {
   constructor(options: { level?: LogLevel; sink?: LogSink; base?: LogFields } = {}) {
     this.level = options.level ?? 'info';
     this.threshold = ORDER[this.level];
-    this.sink = options.sink ?? process.stdout;
+    this.sink = options.sink ?? bufferedStdout();
     this.base = options.base ?? {};
   }
 
@@ -64,7 +66,7 @@ export class JsonLogger {
         record[name] = value instanceof Error ? describeError(value) : value;
       }
     }
-    this.sink.write(`${JSON.stringify(record)}\n`);
+    this.sink.write(`${JSON.stringify(record)}\n`, ORDER[level] >= ORDER.warn || msg === 'listening');
   }
 }
 
