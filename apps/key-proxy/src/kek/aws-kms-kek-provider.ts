@@ -7,7 +7,7 @@ import {
   type KMSClientConfig,
 } from '@aws-sdk/client-kms';
 import { KeyProxyError, KeyProxyErrorCode } from '../errors/key-proxy-error.ts';
-import { checkKekContext, checkMasterKey, decodeBase64Ciphertext } from './kek-input.ts';
+import { checkKekContext, checkMasterKey, decodeBase64Ciphertext, providerRefusal as refusal, providerUnavailable as unavailable, providerConfigError as configError } from './kek-input.ts';
 import type { KekContext, KekProvider, WrappedKey } from './kek-provider.ts';
 
 /**
@@ -244,14 +244,5 @@ function unexpected(operation: string): KeyProxyError {
   return refusal(`AWS KMS ${operation} returned an unexpected response`);
 }
 
-function refusal(message: string): KeyProxyError {
-  return new KeyProxyError(KeyProxyErrorCode.ProviderError, message);
-}
 
-function unavailable(message: string): KeyProxyError {
-  return new KeyProxyError(KeyProxyErrorCode.ProviderUnavailable, message);
-}
 
-function configError(message: string): KeyProxyError {
-  return new KeyProxyError(KeyProxyErrorCode.ConfigInvalid, message);
-}

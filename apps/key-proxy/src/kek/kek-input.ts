@@ -44,3 +44,18 @@ export function decodeBase64Ciphertext(ct: string, what: string): Buffer {
   }
   return Buffer.from(ct, 'base64');
 }
+
+/** The provider answered and refused (wrong context, tampered ciphertext, unknown key). */
+export function providerRefusal(message: string): KeyProxyError {
+  return new KeyProxyError(KeyProxyErrorCode.ProviderError, message);
+}
+
+/** The provider could not be reached or is not ready. */
+export function providerUnavailable(message: string): KeyProxyError {
+  return new KeyProxyError(KeyProxyErrorCode.ProviderUnavailable, message);
+}
+
+/** Invalid provider settings (start-up). */
+export function providerConfigError(message: string): KeyProxyError {
+  return new KeyProxyError(KeyProxyErrorCode.ConfigInvalid, message);
+}

@@ -41,3 +41,16 @@ export interface KekProvider {
 export function envelopeAad(context: KekContext): Buffer {
   return Buffer.from(`arca/envelope/v1\0${context.org}\0${context.store}`, 'utf8');
 }
+
+/**
+ * Rewrap for providers without a server-side rewrap (local, PKCS#11, or moving between Vault
+ * keys): unwrap, wrap under the current KEK, and zero the master key whatever happens.
+ */
+export async function rewrapThroughMemory(provider: Pick<KekProvider, 'wrap' | 'unwrap'>, wrapped: WrappedKey, context: KekContext): Promise<WrappedKey> {
+  const masterKey = await provider.unwrap(wrapped, context);
+  try {
+    return await provider.wrap(masterKey, context);
+  } finally {
+    masterKey.fill(0);
+  }
+}

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { aeadOpen, aeadSeal, AuthenticationError } from '@arca/crypto';
 import { KeyProxyError, KeyProxyErrorCode } from '../errors/key-proxy-error.ts';
 import { checkKekContext, checkMasterKey, decodeBase64Ciphertext } from './kek-input.ts';
-import { envelopeAad, type KekContext, type KekProvider, type WrappedKey } from './kek-provider.ts';
+import { rewrapThroughMemory, envelopeAad, type KekContext, type KekProvider, type WrappedKey } from './kek-provider.ts';
 import { readSecretFile } from './secret-file.ts';
 
 /**
@@ -113,12 +113,7 @@ export class LocalKekProvider implements KekProvider {
   }
 
   async rewrap(wrapped: WrappedKey, context: KekContext): Promise<WrappedKey> {
-    const masterKey = await this.unwrap(wrapped, context);
-    try {
-      return await this.wrap(masterKey, context);
-    } finally {
-      masterKey.fill(0);
-    }
+    return rewrapThroughMemory(this, wrapped, context);
   }
 
   async ready(): Promise<void> {

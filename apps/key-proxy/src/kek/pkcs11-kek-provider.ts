@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import { KeyProxyError, KeyProxyErrorCode } from '../errors/key-proxy-error.ts';
-import { checkKekContext, checkMasterKey, decodeBase64Ciphertext } from './kek-input.ts';
-import { envelopeAad, type KekContext, type KekProvider, type WrappedKey } from './kek-provider.ts';
+import { checkKekContext, checkMasterKey, decodeBase64Ciphertext, providerRefusal as refusal, providerUnavailable as unavailable, providerConfigError as configError } from './kek-input.ts';
+import { rewrapThroughMemory, envelopeAad, type KekContext, type KekProvider, type WrappedKey } from './kek-provider.ts';
 
 /**
  * KEK = an AES-256 key inside an HSM, used through PKCS#11 (`pkcs11js`, N-API). The key is created
@@ -156,12 +156,7 @@ export class Pkcs11KekProvider implements KekProvider {
   }
 
   async rewrap(wrapped: WrappedKey, context: KekContext): Promise<WrappedKey> {
-    const masterKey = await this.unwrap(wrapped, context);
-    try {
-      return await this.wrap(masterKey, context);
-    } finally {
-      masterKey.fill(0);
-    }
+    return rewrapThroughMemory(this, wrapped, context);
   }
 
   /** Loads the module, finds the token, logs in and finds the current key (checking its attributes). */
@@ -512,14 +507,5 @@ function safely(fn: () => void): void {
   }
 }
 
-function refusal(message: string): KeyProxyError {
-  return new KeyProxyError(KeyProxyErrorCode.ProviderError, message);
-}
 
-function unavailable(message: string): KeyProxyError {
-  return new KeyProxyError(KeyProxyErrorCode.ProviderUnavailable, message);
-}
 
-function configError(message: string): KeyProxyError {
-  return new KeyProxyError(KeyProxyErrorCode.ConfigInvalid, message);
-}

@@ -3,8 +3,8 @@ import https from 'node:https';
 import { rootCertificates } from 'node:tls';
 import NodeVault from 'node-vault';
 import { KeyProxyError, KeyProxyErrorCode } from '../errors/key-proxy-error.ts';
-import { checkKekContext, checkMasterKey } from './kek-input.ts';
-import type { KekContext, KekProvider, WrappedKey } from './kek-provider.ts';
+import { checkKekContext, checkMasterKey, providerUnavailable as unavailable, providerConfigError as configError } from './kek-input.ts';
+import { rewrapThroughMemory, type KekContext, type KekProvider, type WrappedKey } from './kek-provider.ts';
 
 /**
  * KEK in HashiCorp Vault's transit secrets engine, through the `node-vault` client.
@@ -163,12 +163,7 @@ export class VaultKekProvider implements KekProvider {
     const keyName = this.#checkWrapped(wrapped);
     if (keyName !== this.#keyName) {
       // Vault's rewrap stays within one key; moving to another key goes through the proxy.
-      const masterKey = await this.unwrap(wrapped, context);
-      try {
-        return await this.wrap(masterKey, context);
-      } finally {
-        masterKey.fill(0);
-      }
+      return rewrapThroughMemory(this, wrapped, context);
     }
     const body = await this.#call<VaultData>('rewrap', () =>
       this.#client.write(`${this.#mount}/rewrap/${keyName}`, { ciphertext: wrapped.ct, context: vaultContext(context) }),
@@ -297,10 +292,4 @@ function unexpected(operation: string): KeyProxyError {
   return new KeyProxyError(KeyProxyErrorCode.ProviderError, `Vault ${operation} returned an unexpected response`);
 }
 
-function unavailable(message: string): KeyProxyError {
-  return new KeyProxyError(KeyProxyErrorCode.ProviderUnavailable, message);
-}
 
-function configError(message: string): KeyProxyError {
-  return new KeyProxyError(KeyProxyErrorCode.ConfigInvalid, message);
-}
