@@ -9,25 +9,31 @@
  * chain head, so `verifyAuditChain` passes (checked at the end on one organization).
  *
  * Then starts `arca-control-plane serve` as a child process (default settings: info logs, pool of
- * 10) and drives it over keep-alive HTTP on loopback with a fixed number of requests in flight,
- * each request using a random organization's token:
+ * 10; NODE_ENV=production, as deployed) and drives it over keep-alive HTTP/1.1 on loopback with a
+ * fixed number of requests in flight (one connection each), each request using a random
+ * organization's token:
  * - reads: `organization` + the 10 newest audit events (two tenant queries after authentication);
  * - audited mutations: `updateOrganization` (row update + hash-chain append in one transaction).
- * Reports requests/s, p50/p99 latency, the control plane's CPU (from /proc, in cores) and peak RSS.
+ * Reports requests/s, p50/p99 latency, CPU in cores (from /proc: the control plane, this load
+ * generator, the whole machine — Postgres is most of the rest) and the control plane's peak RSS.
  *
  * The load generator runs on the same 2 cores as the control plane and Postgres: the figures are
- * for the whole machine, not for the service alone.
+ * for the whole machine, not for the service alone. It is a minimal HTTP/1.1 client over
+ * `node:net` (pre-built requests, responses framed by content-length — like autocannon), so that
+ * it takes as little of the machine as possible (BENCH_CLIENT=node-http uses node:http's client
+ * instead, as milestone 2 did).
  *
  * Env: BENCH_SECONDS (per phase, default 10), BENCH_CONCURRENCY (default 16), BENCH_ORGS (default
  * 100), BENCH_EVENTS (per organization, default 10000), BENCH_CP_NODE_ARGS (extra node flags for
  * the control plane, e.g. "--cpu-prof --cpu-prof-dir=/tmp/cp-prof"), BENCH_CP_ENV (extra
- * "KEY=value,KEY=value" settings for it).
+ * "KEY=value,KEY=value" settings for it, e.g. NODE_ENV=development), BENCH_CLIENT (node-http).
  * Targets: >= 1,500 reads/s with p99 < 50 ms; >= 500 audited mutations/s with p99 < 100 ms.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent, request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
@@ -42,6 +48,8 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const ORGS = Number(process.env.BENCH_ORGS ?? 100);
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
 const CP_NODE_ARGS = (process.env.BENCH_CP_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+/** BENCH_CLIENT=node-http: the load generator of milestone 2 (node:http's client), for comparison */
+const NODE_HTTP_CLIENT = process.env.BENCH_CLIENT === 'node-http';
 const CP_ENV = Object.fromEntries((process.env.BENCH_CP_ENV ?? '').split(',').filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 const BUILTIN_ROLES = ['owner', 'admin', 'operator', 'auditor', 'viewer'];
 const TARGETS = { read: { rps: 1500, p99Ms: 50 }, mutation: { rps: 500, p99Ms: 100 } };
@@ -62,6 +70,10 @@ interface PhaseResult {
   p50Ms: number;
   p99Ms: number;
   cpuCores: number;
+  /** this load generator's CPU */
+  loadCores: number;
+  /** the whole machine's busy CPU (control plane + Postgres + load generator + anything else) */
+  machineCores: number;
 }
 
 /** The API token format (apps/control-plane/src/auth/api-token-format.ts): only SHA-256(secret) is stored. */
@@ -115,12 +127,17 @@ async function seed(scratch: ScratchDatabase): Promise<Org[]> {
     orgs.push({ id: orgId, token });
     if ((i + 1) % 20 === 0) process.stdout.write(`  seeded ${i + 1}/${ORGS} organizations (${((performance.now() - started) / 1000).toFixed(1)} s)\n`);
   }
-  await sql`ANALYZE`;
+  // Settle the database before anything is measured: VACUUM now, or autovacuum's insert-triggered
+  // vacuum of the million new audit rows runs during the phases (seen taking about a core); and
+  // seeding wrote ~0.5 GB of WAL, whose checkpoint would otherwise spread its writes over the next
+  // ~40 s and end with an fsync that stalls every COMMIT (seen: a ~1 s stall, mutations p99 2 s).
+  await sql`VACUUM (ANALYZE)`;
+  await sql`CHECKPOINT`;
   return orgs;
 }
 
 function startControlPlane(scratch: ScratchDatabase): Promise<{ child: ChildProcess; url: string }> {
-  const env = { ...process.env, DATABASE_URL: scratch.appUrl, ARCA_CP_PORT: '0', ARCA_CP_HOST: '127.0.0.1', ...CP_ENV };
+  const env = { ...process.env, NODE_ENV: 'production', DATABASE_URL: scratch.appUrl, ARCA_CP_PORT: '0', ARCA_CP_HOST: '127.0.0.1', ...CP_ENV };
   const child = spawn(process.execPath, [...CP_NODE_ARGS, CONTROL_PLANE, 'serve'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     let out = '';
@@ -152,6 +169,79 @@ function peakRssMiB(pid: number): number {
   return m == null ? 0 : Number(m[1]) / 1024;
 }
 
+/** All CPUs' busy time in seconds (Linux /proc/stat: everything but idle and iowait). */
+function machineBusySeconds(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const busy = fields.reduce((a, b) => a + b, 0) - (fields[3] ?? 0) - (fields[4] ?? 0);
+  return busy / 100;
+}
+
+/**
+ * One keep-alive HTTP/1.1 connection, one request at a time: the request goes out as one
+ * pre-built buffer, the response is framed by its content-length (the control plane always sends
+ * one). Enough for a load generator; not a general client.
+ */
+class BenchConnection {
+  private readonly socket: Socket;
+  private buffered: Buffer | null = null;
+  private waiting: { resolve: (r: { status: number; text: string }) => void; reject: (err: Error) => void } | null = null;
+
+  constructor(url: URL) {
+    this.socket = connect(Number(url.port), url.hostname);
+    this.socket.setNoDelay(true);
+    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.socket.on('error', (err) => this.fail(err));
+    this.socket.on('close', () => this.fail(new Error('the control plane closed the connection')));
+  }
+
+  request(bytes: Buffer): Promise<{ status: number; text: string }> {
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+      this.socket.write(bytes);
+    });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    const data = this.buffered == null ? chunk : Buffer.concat([this.buffered, chunk]);
+    const headerEnd = data.indexOf('\r\n\r\n');
+    if (headerEnd < 0) {
+      this.buffered = data;
+      return;
+    }
+    const head = data.toString('latin1', 0, headerEnd);
+    const length = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+    if (length == null) return this.fail(new Error(`response without content-length: ${head.slice(0, 200)}`));
+    const end = headerEnd + 4 + Number(length[1]);
+    if (data.length < end) {
+      this.buffered = data;
+      return;
+    }
+    this.buffered = data.length > end ? data.subarray(end) : null;
+    const waiting = this.waiting;
+    this.waiting = null;
+    waiting?.resolve({ status: Number(head.slice(9, 12)), text: data.toString('utf8', headerEnd + 4, end) });
+  }
+
+  private fail(err: Error): void {
+    const waiting = this.waiting;
+    this.waiting = null;
+    waiting?.reject(err);
+  }
+}
+
+/** A POST /graphql request, ready to write. */
+function graphqlRequest(url: URL, token: string, body: string): Buffer {
+  const payload = Buffer.from(body);
+  return Buffer.concat([
+    Buffer.from(`POST ${url.pathname} HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: ${payload.length}\r\n\r\n`, 'latin1'),
+    payload,
+  ]);
+}
+
 function post(agent: HttpAgent, url: URL, token: string, body: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = request(url, {
@@ -170,19 +260,26 @@ function post(agent: HttpAgent, url: URL, token: string, body: string): Promise<
 async function phase(name: PhaseResult['name'], base: string, pid: number, orgs: Org[], seconds: number): Promise<PhaseResult> {
   const url = new URL('/graphql', base);
   const agent = new HttpAgent({ keepAlive: true, maxSockets: CONCURRENCY });
+  const connections = Array.from({ length: CONCURRENCY }, () => new BenchConnection(url));
+  const send = NODE_HTTP_CLIENT
+    ? (connection: BenchConnection, i: number, body: string) => post(agent, url, orgs[i]!.token, body)
+    : (connection: BenchConnection, i: number, body: string) => connection.request(body === READ_QUERY ? reads[i]! : graphqlRequest(url, orgs[i]!.token, body));
+  const reads = orgs.map((org) => graphqlRequest(url, org.token, READ_QUERY));
   const latencies: number[] = [];
   let requests = 0;
   let errors = 0;
   let n = 0;
   const cpuBefore = cpuSeconds(pid);
+  const selfBefore = process.cpuUsage();
+  const machineBefore = machineBusySeconds();
   const started = performance.now();
   const deadline = started + seconds * 1000;
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+  await Promise.all(connections.map(async (connection) => {
     while (performance.now() < deadline) {
-      const org = orgs[Math.floor(Math.random() * orgs.length)]!;
+      const i = Math.floor(Math.random() * orgs.length);
       const body = name === 'read' ? READ_QUERY : mutationBody(n++);
       const t0 = performance.now();
-      const r = await post(agent, url, org.token, body);
+      const r = await send(connection, i, body);
       latencies.push(performance.now() - t0);
       if (r.status === 200 && !r.text.includes('"errors"')) requests++;
       else if (errors++ === 0) console.error(`  unexpected ${r.status}: ${r.text.slice(0, 300)}`);
@@ -190,10 +287,14 @@ async function phase(name: PhaseResult['name'], base: string, pid: number, orgs:
   }));
   const elapsed = (performance.now() - started) / 1000;
   const cpuCores = (cpuSeconds(pid) - cpuBefore) / elapsed;
+  const self = process.cpuUsage(selfBefore);
+  const loadCores = (self.user + self.system) / 1e6 / elapsed;
+  const machineCores = (machineBusySeconds() - machineBefore) / elapsed;
+  for (const connection of connections) connection.close();
   agent.destroy();
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((latencies.length * p) / 100))] ?? 0;
-  return { name, requests, errors, seconds: elapsed, p50Ms: pct(50), p99Ms: pct(99), cpuCores };
+  return { name, requests, errors, seconds: elapsed, p50Ms: pct(50), p99Ms: pct(99), cpuCores, loadCores, machineCores };
 }
 
 async function main(): Promise<void> {
@@ -216,7 +317,7 @@ async function main(): Promise<void> {
     const verify = await post(new HttpAgent(), new URL('/graphql', started.url), orgs[0]!.token, JSON.stringify({ query: '{ verifyAuditChain { valid checkedEvents message } }' }));
     const verification = (JSON.parse(verify.text) as { data?: { verifyAuditChain: { valid: boolean; checkedEvents: number } } }).data?.verifyAuditChain;
 
-    console.log('\n| workload | requests/s | p50 ms | p99 ms | errors | control-plane CPU (cores) | target | met |');
+    console.log('\n| workload | requests/s | p50 ms | p99 ms | errors | CPU cores: control plane / load generator / machine | target | met |');
     console.log('|---|---:|---:|---:|---:|---:|---|---|');
     let allMet = true;
     for (const r of results) {
@@ -225,7 +326,7 @@ async function main(): Promise<void> {
       const met = rps >= target.rps && r.p99Ms < target.p99Ms && r.errors === 0;
       allMet &&= met;
       const label = r.name === 'read' ? 'GraphQL reads' : 'audited mutations';
-      console.log(`| ${label} | ${rps.toFixed(0)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${r.errors} | ${r.cpuCores.toFixed(2)} | >= ${target.rps}/s, p99 < ${target.p99Ms} ms | ${met ? 'yes' : 'NO'} |`);
+      console.log(`| ${label} | ${rps.toFixed(0)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${r.errors} | ${r.cpuCores.toFixed(2)} / ${r.loadCores.toFixed(2)} / ${r.machineCores.toFixed(2)} | >= ${target.rps}/s, p99 < ${target.p99Ms} ms | ${met ? 'yes' : 'NO'} |`);
     }
     console.log(`\ncontrol plane peak RSS: ${rss.toFixed(0)} MiB; audit chain of one organization after the run: ${verification?.valid === true ? `valid (${verification.checkedEvents} entries)` : `NOT valid: ${verify.text.slice(0, 300)}`}`);
     if (!allMet || verification?.valid !== true) process.exitCode = 1;

@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { LogController } from 'fastify';
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 import { Database, runMigrations, postgresSqlClient, createPostgresSql, type MigrationStatus } from '@arca/db';
 import { AppModule } from './app.module.ts';
 import type { ControlPlaneConfig } from './config/control-plane-config.ts';
@@ -26,7 +26,7 @@ export interface ControlPlane {
   close(): Promise<void>;
 }
 
-export function createLogger(config: Pick<ControlPlaneConfig, 'logLevel'>, destination?: NodeJS.WritableStream): Logger {
+export function createLogger(config: Pick<ControlPlaneConfig, 'logLevel'>, destination?: NodeJS.WritableStream | DestinationStream): Logger {
   return pino(
     {
       level: config.logLevel,
@@ -98,6 +98,10 @@ export async function createControlPlane(options: { config: ControlPlaneConfig; 
   fastify.addHook('onRequest', async (request, reply) => {
     void reply.header('x-request-id', request.id);
   });
+  // One scope of shared reads per request: the GraphQL resolvers of a request that read the
+  // same tenant at the same time share one read transaction (libs/db readTenant). A callback
+  // hook, so that the route handler (and everything it starts) runs inside the scope.
+  fastify.addHook('preHandler', (_request, _reply, done) => db.withReadScope(done));
   fastify.addHook('onResponse', async (request, reply) => {
     request.log.info({ req: { method: request.method, url: request.url }, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime }, 'request completed');
     const route = request.routeOptions.url ?? 'unmatched';

@@ -283,6 +283,68 @@ describe('malformed and oversized requests', () => {
   });
 });
 
+describe('one read transaction per request', () => {
+  /** Tenants seen by each pooled connection outside a transaction: none. */
+  async function expectNoTenantOnPooledConnections(): Promise<void> {
+    const seen = await Promise.all(Array.from({ length: 8 }, () => h.cp.db.sql.query<{ org: string | null }>(`SELECT current_setting('app.org_id', true) AS org`)));
+    expect(new Set(seen.map(([row]) => row?.org ?? ''))).toEqual(new Set(['']));
+  }
+
+  it('the resolvers of a request share read transactions, in the caller\'s tenant', async () => {
+    const query = '{ organization { id } auditEvents(first: 3) { edges { node { seq actor } } } roles { name } users { edges { node { id } } } }';
+    expect((await h.gql(acme.token, query)).errors).toBeUndefined(); // authenticates (then cached) and records the token's use
+    let before = h.cp.db.transactionsOpened;
+    const r = await h.gql<{ organization: { id: string }; auditEvents: { edges: Array<{ node: { actor: string } }> }; roles: unknown[]; users: { edges: Array<{ node: { id: string } }> } }>(acme.token, query);
+    expect(r.errors).toBeUndefined();
+    // organization + auditEvents: one batch of prepared statements; roles + users: one shared transaction
+    expect(h.cp.db.transactionsOpened - before).toBe(2);
+    before = h.cp.db.transactionsOpened;
+    expect((await h.gql(acme.token, '{ organization { id } auditEvents(first: 3) { edges { node { seq } } } }')).errors).toBeUndefined();
+    expect((await h.gql(acme.token, '{ roles { name } users { edges { node { id } } } }')).errors).toBeUndefined();
+    expect(h.cp.db.transactionsOpened - before).toBe(2);
+    expect(r.data!.organization.id).toBe(acme.orgId);
+    expect(r.data!.users.edges.map((e) => e.node.id)).toEqual([acme.userId]);
+    expect(r.data!.roles.length).toBeGreaterThanOrEqual(5);
+    expect(r.data!.auditEvents.edges.length).toBeGreaterThan(0);
+    // requests of two tenants at once: each sees its own
+    const [a, g] = await Promise.all([h.gql<{ organization: { id: string } }>(acme.token, query), h.gql<{ organization: { id: string } }>(globex.token, query)]);
+    expect([a.data!.organization.id, g.data!.organization.id]).toEqual([acme.orgId, globex.orgId]);
+    await expectNoTenantOnPooledConnections();
+  });
+
+  it('allowed reads next to refused fields, many at once on a small pool: every refusal audited, no deadlock', async () => {
+    const org = await h.bootstrap('shared-reads');
+    const roles = await roleIds(org.token);
+    const viewerId = await addUser(org.token, 'viewer@shared.test', roles.viewer!);
+    const { token } = await h.tokenFor(org.orgId, viewerId);
+    const query = '{ organization { id } auditEvents(first: 1) { edges { node { seq } } } apiTokens { id } }';
+    // 16 requests in flight on a pool of 4: each holds a read transaction while its refusals
+    // need connections of their own to be audited
+    const results = await Promise.all(Array.from({ length: 16 }, () => h.gql(token, query)));
+    // (root fields are non-null: the first refusal nulls `data` and is the one reported; every
+    // field was still resolved — the organization read, both refusals audited)
+    for (const r of results) expect(new Set(codesOf(r))).toEqual(new Set(['FORBIDDEN']));
+    // once a response is complete, a refusal nulled by a sibling's may still be being audited: wait for all 32
+    const denialCount = async () => (await h.gql<{ auditEvents: { edges: unknown[] } }>(org.token, '{ auditEvents(first: 100, filter: { actions: ["authz.denied"] }) { edges { node { seq } } } }')).data!.auditEvents.edges.length;
+    for (let i = 0; i < 50 && await denialCount() < 32; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await denialCount()).toBe(32);
+    const verified = await h.gql<{ verifyAuditChain: { valid: boolean } }>(org.token, '{ verifyAuditChain { valid } }');
+    expect(verified.data!.verifyAuditChain.valid).toBe(true);
+    await expectNoTenantOnPooledConnections();
+  });
+
+  it('a read failing in the database rolls the request\'s transaction back and leaves no tenant behind', async () => {
+    // a well-formed cursor whose position is not a UUID: Postgres refuses the cast mid-transaction
+    const cursor = Buffer.from(JSON.stringify(['a', 'not-a-uuid'])).toString('base64url');
+    const r = await h.gql(acme.token, 'query($c: String) { organization { id } users(after: $c) { edges { node { id } } } }', { c: cursor });
+    expect(codesOf(r).length).toBeGreaterThan(0);
+    expect(new Set(codesOf(r))).toEqual(new Set(['INTERNAL']));
+    await expectNoTenantOnPooledConnections();
+    const next = await h.gql<{ organization: { id: string } }>(globex.token, '{ organization { id } }');
+    expect(next.data!.organization.id).toBe(globex.orgId);
+  });
+});
+
 describe('operations endpoints', () => {
   it('healthz, readyz, metrics and request IDs', async () => {
     expect((await h.request({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' });

@@ -15,6 +15,8 @@ export const DbErrorCode = {
   InvalidTenant: 'INVALID_TENANT',
   /** the database could not be opened or reached */
   ConnectionFailed: 'CONNECTION_FAILED',
+  /** COMMIT found the transaction aborted by an earlier failed statement: nothing was committed */
+  TransactionAborted: 'TRANSACTION_ABORTED',
 } as const;
 export type DbErrorCode = (typeof DbErrorCode)[keyof typeof DbErrorCode];
 

@@ -4,7 +4,7 @@
  * mode. No Nest here: the control plane wraps these in providers.
  */
 export * from './schema/index.ts';
-export { Database, APP_ROLE, resultRows, type DatabaseOptions, type Schema, type TenantTx } from './database.ts';
+export { Database, APP_ROLE, resultRows, type DatabaseOptions, type Schema, type StatementBuilder, type TenantStatement, type TenantTx } from './database.ts';
 export { DbError, DbErrorCode, isDbError } from './db-error.ts';
 export type { SqlClient } from './connection/sql-client.ts';
 export { createPostgresSql, postgresSqlClient } from './connection/postgres-client.ts';

@@ -106,7 +106,7 @@ export class AuditLogService {
    * number, then the head itself. Reports the first problem found.
    */
   async verify(orgId: string): Promise<AuditVerification> {
-    return this.db.withTenant(orgId, async (tx) => {
+    return this.db.readTenant(orgId, async (tx) => {
       const [head] = await tx.select().from(auditChainHeads).where(eq(auditChainHeads.orgId, orgId));
       const headSeq = head?.seq ?? 0;
       const headHash = head?.hash ?? GENESIS_HASH;

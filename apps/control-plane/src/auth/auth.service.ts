@@ -78,7 +78,7 @@ export class AuthService {
     const cached = this.cache.get(cacheKey);
     if (cached != null) return cached;
 
-    const found = await this.db.withTenant(parsed.orgId, async (tx) => {
+    const found = await this.db.readTenant(parsed.orgId, async (tx) => {
       const [row] = await tx
         .select({ token: apiTokens, user: users, role: roles })
         .from(apiTokens)
@@ -133,7 +133,7 @@ export class AuthService {
     const cacheKey = PrincipalCache.keyOf(cookie);
     const cached = this.cache.get(cacheKey);
     if (cached != null) return cached;
-    const found = await this.db.withTenant(parsed.orgId, async (tx) => {
+    const found = await this.db.readTenant(parsed.orgId, async (tx) => {
       const [row] = await tx
         .select({ session: sessions, user: users, role: roles })
         .from(sessions)

@@ -1,6 +1,7 @@
 import type { MercuriusDriverConfig } from '@nestjs/mercurius';
 import { MercuriusDriver } from '@nestjs/mercurius';
 import { fieldExtensionsEstimator, getComplexity, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
+import { Kind, type DocumentNode, type GraphQLSchema } from 'graphql';
 import type { Logger } from 'pino';
 import type { ControlPlaneConfig } from '../config/control-plane-config.ts';
 import { ControlPlaneError, ControlPlaneErrorCode } from '../errors/control-plane-error.ts';
@@ -12,6 +13,26 @@ export const GRAPHQL_PATH = '/graphql';
 const pageEstimator: ComplexityEstimator = ({ args, childComplexity }) =>
   typeof args.first === 'number' ? 1 + childComplexity * Math.max(1, args.first) : undefined;
 const ESTIMATORS = [fieldExtensionsEstimator(), pageEstimator, simpleEstimator({ defaultComplexity: 1 })];
+
+/**
+ * Complexity of a document without variables, per parsed document: Mercurius reuses the parsed
+ * document of a query it has seen (its LRU cache), so a repeated query is not walked again.
+ * With variables, page sizes may change between requests: computed every time.
+ */
+const fixedComplexity = new WeakMap<GraphQLSchema, WeakMap<DocumentNode, number>>();
+
+function complexityOf(schema: GraphQLSchema, document: DocumentNode, variables: Record<string, unknown> | undefined): number {
+  const fixed = !document.definitions.some((d) => d.kind === Kind.OPERATION_DEFINITION && (d.variableDefinitions?.length ?? 0) > 0);
+  if (!fixed) return getComplexity({ schema, query: document, variables: variables ?? {}, estimators: ESTIMATORS });
+  let bySchema = fixedComplexity.get(schema);
+  if (bySchema == null) fixedComplexity.set(schema, bySchema = new WeakMap());
+  let complexity = bySchema.get(document);
+  if (complexity == null) {
+    complexity = getComplexity({ schema, query: document, variables: {}, estimators: ESTIMATORS });
+    bySchema.set(document, complexity);
+  }
+  return complexity;
+}
 
 /**
  * Mercurius on Fastify (docs/control-plane.md explains the choice over Apollo): code-first schema
@@ -36,7 +57,7 @@ export function graphqlOptions(config: ControlPlaneConfig, logger: Logger): Merc
       // than as a validation rule: mercurius caches validated documents, not their variables
       preExecution: [
         (schema, document, _context, variables) => {
-          const complexity = getComplexity({ schema, query: document, variables: variables ?? {}, estimators: ESTIMATORS });
+          const complexity = complexityOf(schema, document, variables);
           if (complexity > config.graphql.maxComplexity) {
             throw new ControlPlaneError(
               ControlPlaneErrorCode.QueryTooComplex,

@@ -48,7 +48,7 @@ export class InvitationService {
   }
 
   async list(principal: Principal): Promise<Invitation[]> {
-    const rows = await this.db.withTenant(principal.orgId, (tx) =>
+    const rows = await this.db.readTenant(principal.orgId, (tx) =>
       tx.select({ i: invitations, roleName: roles.name }).from(invitations)
         .innerJoin(roles, and(eq(roles.orgId, invitations.orgId), eq(roles.id, invitations.roleId)))
         .where(eq(invitations.orgId, principal.orgId)).orderBy(desc(invitations.createdAt)).limit(500));

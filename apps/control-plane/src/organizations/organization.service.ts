@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { and, count, eq } from 'drizzle-orm';
+import { and, count, eq, sql } from 'drizzle-orm';
 import { z } from 'zod';
-import { apiTokens, memberships, organizations, roles, users, type Database } from '@arca/db';
+import { apiTokens, memberships, organizations, roles, users, type Database, type OrganizationRow, type TenantStatement } from '@arca/db';
 import { AccessService } from '../access/access.service.ts';
 import { AuditLogService } from '../audit/audit-log.service.ts';
 import { newApiToken } from '../auth/api-token-format.ts';
@@ -55,6 +55,7 @@ export class OrganizationService {
   private readonly audit: AuditLogService;
   private readonly roles: RoleService;
   private readonly invitations: InvitationService;
+  private readonly byId: TenantStatement<OrganizationRow[]>;
 
   constructor(@Inject(DATABASE) db: Database, access: AccessService, audit: AuditLogService, roleService: RoleService, invitationService: InvitationService) {
     this.db = db;
@@ -62,10 +63,11 @@ export class OrganizationService {
     this.audit = audit;
     this.roles = roleService;
     this.invitations = invitationService;
+    this.byId = db.statement((orm) => orm.select().from(organizations).where(eq(organizations.id, sql.placeholder('orgId'))).prepare('organization_by_id'));
   }
 
   async get(principal: Principal): Promise<Organization> {
-    const [row] = await this.db.withTenant(principal.orgId, (tx) => tx.select().from(organizations).where(eq(organizations.id, principal.orgId)));
+    const [row] = await this.db.readStatement(principal.orgId, this.byId, { orgId: principal.orgId });
     if (row == null) throw notFound('the organization');
     return row;
   }

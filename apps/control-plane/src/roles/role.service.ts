@@ -46,13 +46,13 @@ export class RoleService {
   }
 
   async list(principal: Principal): Promise<Role[]> {
-    const rows = await this.db.withTenant(principal.orgId, (tx) => tx.select().from(roles).orderBy(asc(roles.builtin), asc(roles.name)));
+    const rows = await this.db.readTenant(principal.orgId, (tx) => tx.select().from(roles).orderBy(asc(roles.builtin), asc(roles.name)));
     return rows.map(toRole);
   }
 
   async get(principal: Principal, id: string): Promise<Role> {
     parseInput(uuid, id);
-    const [row] = await this.db.withTenant(principal.orgId, (tx) => tx.select().from(roles).where(and(eq(roles.orgId, principal.orgId), eq(roles.id, id))));
+    const [row] = await this.db.readTenant(principal.orgId, (tx) => tx.select().from(roles).where(and(eq(roles.orgId, principal.orgId), eq(roles.id, id))));
     if (row == null) throw notFound('the role');
     return toRole(row);
   }

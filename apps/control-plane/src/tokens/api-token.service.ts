@@ -36,7 +36,7 @@ export class ApiTokenService {
   }
 
   async list(principal: Principal): Promise<ApiToken[]> {
-    const rows = await this.db.withTenant(principal.orgId, (tx) => tx.select().from(apiTokens).where(eq(apiTokens.orgId, principal.orgId)).orderBy(desc(apiTokens.createdAt)));
+    const rows = await this.db.readTenant(principal.orgId, (tx) => tx.select().from(apiTokens).where(eq(apiTokens.orgId, principal.orgId)).orderBy(desc(apiTokens.createdAt)));
     return this.access.filter(principal, 'read', 'ApiToken', rows).map(toApiToken);
   }
 

@@ -46,7 +46,7 @@ export class UserService {
     const limit = pageSize(first);
     const position = after == null ? null : decodeCursor(after, cursorSchema);
     const search = filter?.search?.trim();
-    const rows = await this.db.withTenant(principal.orgId, (tx) =>
+    const rows = await this.db.readTenant(principal.orgId, (tx) =>
       tx.select().from(users).where(and(
         eq(users.orgId, principal.orgId),
         filter?.status == null ? undefined : eq(users.status, filter.status),
@@ -58,13 +58,13 @@ export class UserService {
 
   async get(principal: Principal, id: string): Promise<User> {
     parseInput(uuid, id);
-    const [row] = await this.db.withTenant(principal.orgId, (tx) => tx.select().from(users).where(and(eq(users.orgId, principal.orgId), eq(users.id, id))));
+    const [row] = await this.db.readTenant(principal.orgId, (tx) => tx.select().from(users).where(and(eq(users.orgId, principal.orgId), eq(users.id, id))));
     if (row == null) throw notFound('the user');
     return toUser(row);
   }
 
   async memberships(principal: Principal): Promise<Membership[]> {
-    const rows = await this.db.withTenant(principal.orgId, (tx) =>
+    const rows = await this.db.readTenant(principal.orgId, (tx) =>
       tx.select({ m: memberships, u: users, r: roles }).from(memberships)
         .innerJoin(users, and(eq(users.orgId, memberships.orgId), eq(users.id, memberships.userId)))
         .innerJoin(roles, and(eq(roles.orgId, memberships.orgId), eq(roles.id, memberships.roleId)))
