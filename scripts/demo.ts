@@ -1,69 +1,73 @@
 /**
- * `npm start`: the main job on the embedded default — no server needed.
- * Creates a store under .arca-demo/, backs up docs/ and libs/ of this repository, changes a file,
- * backs up again (incrementally), restores the latest snapshot and verifies it byte for byte.
+ * `npm start`: the main job on the embedded default — nothing to install, no server to run first.
+ *
+ * 1. the data plane: a passphrase store under .arca-demo/, two backups (the second incremental),
+ *    diff, restore, `check --read-data`, and a byte-for-byte comparison with the source;
+ * 2. the control plane on its embedded database (PGlite): an organization with its owner's first
+ *    API token, the GraphQL API checked as that owner, and where to sign in.
+ *
+ * The control plane then keeps running until Ctrl-C. ARCA_DEMO_EXIT=1 stops it after the checks
+ * (what the test of this script does); ARCA_DEMO_DIR chooses another working directory.
  */
-import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startControlPlaneDemo } from './demo/control-plane-demo.ts';
+import type { DemoContext } from './demo/demo-context.ts';
+import { runEngineDemo } from './demo/engine-demo.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const DEMO = path.join(ROOT, '.arca-demo');
-const STORE = path.join(DEMO, 'store');
-const SOURCE = path.join(DEMO, 'source');
-const TARGET = path.join(DEMO, 'restored');
-const ARCA = path.join(ROOT, 'apps/agent/bin/arca.mjs');
+const root = fileURLToPath(new URL('..', import.meta.url));
+const dir = path.resolve(process.env.ARCA_DEMO_DIR ?? path.join(root, '.arca-demo'));
+rmSync(dir, { recursive: true, force: true });
+mkdirSync(dir, { recursive: true, mode: 0o700 });
 
-// A throw-away store needs a throw-away passphrase: generated here, kept next to the demo store.
-const passFile = path.join(DEMO, 'passphrase');
-rmSync(DEMO, { recursive: true, force: true });
-mkdirSync(DEMO, { recursive: true });
-writeFileSync(passFile, randomBytes(24).toString('base64url') + '\n', { mode: 0o600 });
-const env: NodeJS.ProcessEnv = { ...process.env, ARCA_STORE: STORE, ARCA_PASSPHRASE_FILE: passFile };
-delete env.ARCA_PASSPHRASE;
-
-function arca(...args: string[]): string {
-  console.log(`\n$ arca ${args.join(' ')}`);
-  const r = spawnSync(process.execPath, [ARCA, ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  process.stdout.write(r.stdout);
-  if (r.status !== 0) {
-    console.error(`\ndemo failed: arca ${args[0]} exited with ${r.status}`);
+const ctx: DemoContext = {
+  root,
+  dir,
+  arcaBin: path.join(root, 'apps/agent/bin/arca.mjs'),
+  say: (line) => console.log(line),
+  show: (file) => (file.startsWith(root) ? path.relative(root, file) : file),
+  fail: (message) => {
+    console.error(`\ndemo failed: ${message}`);
     process.exit(1);
-  }
-  return r.stdout;
+  },
+};
+
+console.log('== 1. The data plane: back up, change, back up again, restore, verify ==');
+runEngineDemo(ctx);
+
+console.log('\n== 2. The control plane, on its embedded database ==');
+const cp = await startControlPlaneDemo(ctx);
+const rel = ctx.show;
+console.log(`
+The control plane is up: ${cp.url}
+  GraphQL API     ${cp.url}/graphql   (signed in as the Demo organization's owner)
+  health          ${cp.url}/healthz  ${cp.url}/readyz  ${cp.url}/metrics
+  API token       ${rel(cp.tokenFile)}  (the owner's; shown nowhere else)
+  logs            ${rel(cp.logFile)}
+
+Try it:
+  curl -s ${cp.url}/graphql -H "authorization: Bearer $(cat ${rel(cp.tokenFile)})" \\
+    -H 'content-type: application/json' -d '{"query":"{ organization { name } auditEvents(first: 5) { edges { node { action actor time } } } }"}'
+Browser sign-in (OpenID Connect) needs an identity provider: set ARCA_CP_OIDC_* (docs/control-plane.md).`);
+
+if (process.env.ARCA_DEMO_EXIT === '1') {
+  const code = await cp.stop();
+  console.log(`\nControl plane stopped (exit ${code}).`);
+  process.exit(code === 0 ? 0 : 1);
 }
-
-function digestTree(root: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const rel of readdirSync(root, { recursive: true }).map(String).sort()) {
-    const full = path.join(root, rel);
-    const st = lstatSync(full);
-    out.set(rel, st.isFile() ? `${st.mode & 0o777}:${readFileSync(full).toString('base64')}` : st.isDirectory() ? 'dir' : 'other');
-  }
-  return out;
-}
-
-mkdirSync(SOURCE, { recursive: true });
-for (const dir of ['docs', 'libs']) {
-  if (existsSync(path.join(ROOT, dir))) cpSync(path.join(ROOT, dir), path.join(SOURCE, dir), { recursive: true, filter: (p) => !p.includes('node_modules') });
-}
-
-arca('init');
-arca('backup', SOURCE, '--tag', 'demo');
-writeFileSync(path.join(SOURCE, 'docs', 'CHANGED-BY-DEMO.txt'), `changed at ${new Date().toISOString()}\n`);
-arca('backup', SOURCE, '--tag', 'demo');
-arca('snapshots');
-arca('diff', ...JSON.parse(arca('snapshots', '--json', '--quiet')).map((s: { id: string }) => s.id.slice(0, 8)));
-arca('restore', `latest:${SOURCE}`, '--target', TARGET);
-arca('check', '--read-data');
-
-const same = JSON.stringify([...digestTree(SOURCE)]) === JSON.stringify([...digestTree(TARGET)]);
-if (!same) {
-  console.error('\ndemo failed: the restored tree differs from the source');
+console.log('\nPress Ctrl-C to stop.');
+let stopping = false;
+const stop = (): void => {
+  if (stopping) return;
+  stopping = true;
+  console.log('\nstopping the control plane...');
+  void cp.stop().then((code) => process.exit(code === 0 ? 0 : 1));
+};
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
+const code = await cp.exited;
+if (!stopping) {
+  console.error(`the control plane exited unexpectedly (${code}); see ${rel(cp.logFile)}`);
   process.exit(1);
 }
-console.log(`\nRestored ${digestTree(TARGET).size} entries byte-identical to the source.`);
-console.log(`Store: ${STORE}  (passphrase in ${passFile})`);
-console.log('Try:   ARCA_STORE=.arca-demo/store ARCA_PASSPHRASE_FILE=.arca-demo/passphrase npm run arca -- ls latest');
