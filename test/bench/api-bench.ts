@@ -31,15 +31,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent, request } from 'node:http';
-import { connect, type Socket } from 'node:net';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { createScratchDatabase, type ScratchDatabase } from '@arca/db/testing';
 import { auditEntryHash, GENESIS_HASH } from '../../apps/control-plane/src/audit/audit-hash.ts';
+import { BenchConnection, postRequest } from './support/bench-connection.ts';
+import { cpuSeconds, machineBusySeconds, peakRssMiB, percentile } from './support/process-stats.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CONTROL_PLANE = path.join(ROOT, 'apps/control-plane/bin/arca-control-plane.ts');
@@ -158,88 +158,9 @@ function startControlPlane(scratch: ScratchDatabase): Promise<{ child: ChildProc
   });
 }
 
-/** user + system CPU seconds of a process (Linux /proc). */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-function peakRssMiB(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m == null ? 0 : Number(m[1]) / 1024;
-}
-
-/** All CPUs' busy time in seconds (Linux /proc/stat: everything but idle and iowait). */
-function machineBusySeconds(): number {
-  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const busy = fields.reduce((a, b) => a + b, 0) - (fields[3] ?? 0) - (fields[4] ?? 0);
-  return busy / 100;
-}
-
-/**
- * One keep-alive HTTP/1.1 connection, one request at a time: the request goes out as one
- * pre-built buffer, the response is framed by its content-length (the control plane always sends
- * one). Enough for a load generator; not a general client.
- */
-class BenchConnection {
-  private readonly socket: Socket;
-  private buffered: Buffer | null = null;
-  private waiting: { resolve: (r: { status: number; text: string }) => void; reject: (err: Error) => void } | null = null;
-
-  constructor(url: URL) {
-    this.socket = connect(Number(url.port), url.hostname);
-    this.socket.setNoDelay(true);
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    this.socket.on('error', (err) => this.fail(err));
-    this.socket.on('close', () => this.fail(new Error('the control plane closed the connection')));
-  }
-
-  request(bytes: Buffer): Promise<{ status: number; text: string }> {
-    return new Promise((resolve, reject) => {
-      this.waiting = { resolve, reject };
-      this.socket.write(bytes);
-    });
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-
-  private onData(chunk: Buffer): void {
-    const data = this.buffered == null ? chunk : Buffer.concat([this.buffered, chunk]);
-    const headerEnd = data.indexOf('\r\n\r\n');
-    if (headerEnd < 0) {
-      this.buffered = data;
-      return;
-    }
-    const head = data.toString('latin1', 0, headerEnd);
-    const length = /\r\ncontent-length:\s*(\d+)/i.exec(head);
-    if (length == null) return this.fail(new Error(`response without content-length: ${head.slice(0, 200)}`));
-    const end = headerEnd + 4 + Number(length[1]);
-    if (data.length < end) {
-      this.buffered = data;
-      return;
-    }
-    this.buffered = data.length > end ? data.subarray(end) : null;
-    const waiting = this.waiting;
-    this.waiting = null;
-    waiting?.resolve({ status: Number(head.slice(9, 12)), text: data.toString('utf8', headerEnd + 4, end) });
-  }
-
-  private fail(err: Error): void {
-    const waiting = this.waiting;
-    this.waiting = null;
-    waiting?.reject(err);
-  }
-}
-
 /** A POST /graphql request, ready to write. */
 function graphqlRequest(url: URL, token: string, body: string): Buffer {
-  const payload = Buffer.from(body);
-  return Buffer.concat([
-    Buffer.from(`POST ${url.pathname} HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: ${payload.length}\r\n\r\n`, 'latin1'),
-    payload,
-  ]);
+  return postRequest(url, { authorization: `Bearer ${token}` }, body);
 }
 
 function post(agent: HttpAgent, url: URL, token: string, body: string): Promise<{ status: number; text: string }> {
@@ -293,8 +214,7 @@ async function phase(name: PhaseResult['name'], base: string, pid: number, orgs:
   for (const connection of connections) connection.close();
   agent.destroy();
   latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((latencies.length * p) / 100))] ?? 0;
-  return { name, requests, errors, seconds: elapsed, p50Ms: pct(50), p99Ms: pct(99), cpuCores, loadCores, machineCores };
+  return { name, requests, errors, seconds: elapsed, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), cpuCores, loadCores, machineCores };
 }
 
 async function main(): Promise<void> {
