@@ -61,6 +61,10 @@ export const controlPlaneEnvSchema = z.object({
   ARCA_CP_AUTH_CACHE_MS: int(0, 60_000).default(5000),
   /** Secure cookies; may be false only when the redirect URL is http://localhost or a loopback address */
   ARCA_CP_COOKIE_SECURE: bool.default(true),
+  /** the key proxy new stores name when createStore gives none (docs/fleet.md §1) */
+  ARCA_CP_KEY_PROXY_URL: httpUrl.optional(),
+  /** how often each replica's scheduler looks for due policies (fractions allowed, for tests) */
+  ARCA_CP_SCHEDULER_TICK_SECONDS: z.coerce.number().min(0.05).max(3600).default(10),
 });
 
 export interface ControlPlaneConfig {
@@ -78,6 +82,9 @@ export interface ControlPlaneConfig {
   sessions: { ttlMs: number; idleMs: number; cookieSecure: boolean };
   /** principal cache lifetime (0: off); the bound on how long a revocation takes on other replicas */
   authCacheMs: number;
+  /** default key proxy of new stores; null: createStore must name one */
+  keyProxyUrl: string | null;
+  scheduler: { tickMs: number };
 }
 
 export interface OidcConfig {
@@ -140,6 +147,8 @@ export function loadControlPlaneConfig(env: NodeJS.ProcessEnv = process.env, cwd
     oidc,
     sessions: { ttlMs: e.ARCA_CP_SESSION_TTL_HOURS * 3_600_000, idleMs: e.ARCA_CP_SESSION_IDLE_MINUTES * 60_000, cookieSecure: e.ARCA_CP_COOKIE_SECURE },
     authCacheMs: e.ARCA_CP_AUTH_CACHE_MS,
+    keyProxyUrl: e.ARCA_CP_KEY_PROXY_URL ?? null,
+    scheduler: { tickMs: Math.round(e.ARCA_CP_SCHEDULER_TICK_SECONDS * 1000) },
   };
 }
 
