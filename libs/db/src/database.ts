@@ -187,6 +187,22 @@ export class Database {
     };
   }
 
+  /**
+   * Cross-tenant housekeeping (migrations/0003, docs/fleet.md §1): policies whose next slot has
+   * come, across every organization. Only IDs and times; the scheduler then handles each inside
+   * its tenant, re-checking under a row lock.
+   */
+  async duePolicies(maxRows: number): Promise<{ orgId: string; policyId: string; nextRunAt: Date }[]> {
+    const rows = await this.sql.query<{ org_id: string; policy_id: string; next_run_at: Date | string }>('SELECT org_id, policy_id, next_run_at FROM arca_due_policies($1)', [maxRows]);
+    return rows.map((r) => ({ orgId: r.org_id, policyId: r.policy_id, nextRunAt: new Date(r.next_run_at) }));
+  }
+
+  /** Jobs whose lease has expired, across every organization (the sweeper's work list; IDs and times only). */
+  async expiredLeases(maxRows: number): Promise<{ orgId: string; jobId: string; leaseExpiresAt: Date }[]> {
+    const rows = await this.sql.query<{ org_id: string; job_id: string; lease_expires_at: Date | string }>('SELECT org_id, job_id, lease_expires_at FROM arca_expired_leases($1)', [maxRows]);
+    return rows.map((r) => ({ orgId: r.org_id, jobId: r.job_id, leaseExpiresAt: new Date(r.lease_expires_at) }));
+  }
+
   async ping(): Promise<void> {
     await this.sql.query('SELECT 1');
   }

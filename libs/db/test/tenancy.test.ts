@@ -6,6 +6,7 @@ import { createScratchDatabase, type ScratchDatabase } from '@arca/db/testing';
 import {
   Database, DbErrorCode, auditChainHeads, auditEvents, apiTokens, memberships, migrationStatus, organizations,
   postgresSqlClient, resultRows, roles, users, sessions, invitations,
+  enrollmentTokens, agents, stores, resources, policies, jobs, jobEvents, snapshots,
 } from '../src/index.ts';
 
 /** The database's own message (Drizzle wraps driver errors in a "Failed query" error). */
@@ -81,12 +82,40 @@ describe('tenancy on Postgres (row-level security as the app role)', () => {
     }
   });
 
+  it('the housekeeping functions reveal only IDs and times across tenants; the tables stay tenant-scoped', async () => {
+    const queued: Record<string, string> = {};
+    for (const org of [orgA, orgB]) {
+      await db.withTenant(org, async (tx) => {
+        const agentId = randomUUID();
+        const storeRow = randomUUID();
+        await tx.insert(agents).values({ orgId: org, id: agentId, name: 'host', publicKeyX: 'x'.repeat(43), keyThumbprint: 't'.repeat(43) });
+        await tx.insert(stores).values({ orgId: org, id: storeRow, name: 'primary', storeId: 'a'.repeat(64), kind: 'fs', url: '/srv/store', keyProxyUrl: 'https://kp.test' });
+        await tx.insert(policies).values({ orgId: org, id: randomUUID(), name: 'nightly', schedule: '0 2 * * *', timezone: 'UTC', rpoMinutes: 1440, storeId: storeRow, nextRunAt: new Date(Date.now() - 60_000) });
+        queued[org] = randomUUID();
+        await tx.insert(jobs).values({ orgId: org, id: queued[org]!, kind: 'backup', status: 'leased', agentId, storeId: storeRow, requestedBy: 'system', leaseExpiresAt: new Date(Date.now() - 1000) });
+      });
+    }
+    const expired = await db.expiredLeases(100);
+    expect(expired.map((r) => [r.orgId, r.jobId]).sort()).toEqual([[orgA, queued[orgA]], [orgB, queued[orgB]]].sort());
+    const raw = await db.sql.query('SELECT * FROM arca_expired_leases(100)');
+    expect(Object.keys(raw[0]!).sort()).toEqual(['job_id', 'lease_expires_at', 'org_id']);
+    expect((await db.duePolicies(100)).map((r) => r.orgId).sort()).toEqual([orgA, orgB].sort());
+    // the same app role, no tenant set: the tables themselves show nothing
+    expect(await db.sql.query('SELECT id FROM jobs')).toEqual([]);
+    expect(await db.sql.query('SELECT id FROM policies')).toEqual([]);
+    // and inside a tenant only that tenant's job
+    expect((await db.withTenant(orgA, (tx) => tx.select({ id: jobs.id }).from(jobs))).map((r) => r.id)).toEqual([queued[orgA]]);
+  });
+
   it('withTenant refuses something that is not an organization ID', async () => {
     await expect(db.withTenant("' OR 1=1 --", async () => 1)).rejects.toMatchObject({ code: DbErrorCode.InvalidTenant });
   });
 
   it('every tenant table forces RLS, and the Drizzle schema matches the migrated columns', async () => {
-    const tables = [organizations, users, roles, memberships, apiTokens, auditEvents, auditChainHeads, sessions, invitations].map((t) => getTableConfig(t));
+    const tables = [
+      organizations, users, roles, memberships, apiTokens, auditEvents, auditChainHeads, sessions, invitations,
+      enrollmentTokens, agents, stores, resources, policies, jobs, jobEvents, snapshots,
+    ].map((t) => getTableConfig(t));
     const rls = await scratch.owner<{ relname: string; relrowsecurity: boolean; relforcerowsecurity: boolean }[]>`
       SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = ANY(${tables.map((t) => t.name)})`;
     expect(rls).toHaveLength(tables.length);

@@ -6,3 +6,4 @@ export * from './api-tokens-table.ts';
 export * from './audit-events-table.ts';
 export * from './sessions-table.ts';
 export * from './invitations-table.ts';
+export * from './fleet-tables.ts';
