@@ -33,6 +33,22 @@ import { ApiTokenResolver } from './tokens/api-token.resolver.ts';
 import { ApiTokenService } from './tokens/api-token.service.ts';
 import { MembershipResolver, UserResolver } from './users/user.resolver.ts';
 import { UserService } from './users/user.service.ts';
+import { JobCommandService } from './jobs/job-command.service.ts';
+import { JobQueryService } from './jobs/job-query.service.ts';
+import { JobResolver } from './jobs/job.resolver.ts';
+import { PolicyResolver } from './policies/policy.resolver.ts';
+import { PolicyService } from './policies/policy.service.ts';
+import { ResourceResolver } from './resources/resource.resolver.ts';
+import { ResourceService } from './resources/resource.service.ts';
+import { CLOCK } from './scheduler/clock.ts';
+import { SchedulerJobs } from './scheduler/scheduler-jobs.ts';
+import { SCHEDULER_LOGGER, SchedulerService } from './scheduler/scheduler.service.ts';
+import { SnapshotResolver } from './snapshots/snapshot.resolver.ts';
+import { SnapshotService } from './snapshots/snapshot.service.ts';
+import { StoreCredentialsSealer } from './stores/store-credentials.ts';
+import { StoreJobs } from './stores/store-jobs.ts';
+import { StoreResolver } from './stores/store.resolver.ts';
+import { StoreService } from './stores/store.service.ts';
 
 export interface AppModuleOptions {
   config: ControlPlaneConfig;
@@ -79,6 +95,24 @@ export class AppModule {
         ApiTokenResolver,
         AuditResolver,
         InvitationResolver,
+        // fleet: stores, resources, policies, scheduler, jobs and the catalog (cp-policy)
+        { provide: CLOCK, useValue: { now: () => new Date() } },
+        { provide: SCHEDULER_LOGGER, useValue: options.logger.child({ component: 'scheduler' }) },
+        StoreCredentialsSealer,
+        StoreJobs,
+        StoreService,
+        StoreResolver,
+        ResourceService,
+        ResourceResolver,
+        PolicyService,
+        PolicyResolver,
+        SchedulerJobs,
+        SchedulerService,
+        JobQueryService,
+        JobCommandService,
+        JobResolver,
+        SnapshotService,
+        SnapshotResolver,
       ],
     };
   }

@@ -12,6 +12,7 @@ import { HttpErrorFilter } from './ops/http-error.filter.ts';
 import { Lifecycle } from './ops/lifecycle.ts';
 import { MetricsService } from './ops/metrics.service.ts';
 import { PinoNestLogger } from './ops/pino-nest-logger.ts';
+import { SchedulerService } from './scheduler/scheduler.service.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -120,6 +121,8 @@ export async function createControlPlane(options: { config: ControlPlaneConfig; 
     url: null,
     async listen() {
       await app.listen({ host: config.host, port: config.port });
+      // every replica schedules; started once serving, stopped by app.close (shutdown hook)
+      app.get(SchedulerService).start();
       const address = fastify.server.address();
       const port = typeof address === 'object' && address != null ? address.port : config.port;
       controlPlane.url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;

@@ -40,8 +40,8 @@ export class Job {
   @Field(() => ID)
   agentId!: string;
 
-  @Field(() => ID)
-  storeId!: string;
+  @Field(() => ID, { nullable: true })
+  storeId!: string | null;
 
   @Field(() => ID, { nullable: true })
   copyStoreId!: string | null;
@@ -76,8 +76,8 @@ export class Job {
   @Field(() => JsonObjectScalar, { nullable: true, description: '{ code, message, retryable }' })
   error!: Record<string, unknown> | null;
 
-  @Field(() => String, { nullable: true, description: 'the audit actor who asked for it; null for the scheduler' })
-  requestedBy!: string | null;
+  @Field({ description: 'the audit actor who asked for it, or "scheduler" (scheduled runs and follow-ups)' })
+  requestedBy!: string;
 
   @Field()
   createdAt!: Date;

@@ -44,7 +44,7 @@ export class CreateResourceInput {
   @Field(() => ID)
   agentId!: string;
 
-  @Field({ description: 'unique per agent, 1-200 characters' })
+  @Field({ description: 'unique in the organization, 1-200 characters' })
   name!: string;
 
   @Field({ description: '"path" or "postgres"' })

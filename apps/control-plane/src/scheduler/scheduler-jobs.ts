@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { and, eq, sql } from 'drizzle-orm';
+import { jobEvents, jobs, type JobKind, type PolicyRow, type ResourceRow, type TenantTx } from '@arca/db';
+import type { ResourceSpec } from '../resources/resource-input.ts';
+
+/**
+ * The scheduler's writes to the queue, inside the transaction that holds the policy row: a
+ * scheduled backup is inserted with ON CONFLICT DO NOTHING on (org, policy, resource, slot), the
+ * second line of defence against double scheduling, and its `queued` event and the agents'
+ * wake-up (NOTIFY, delivered at commit) travel with it.
+ */
+@Injectable()
+export class SchedulerJobs {
+  /** true when the job was created (false: that slot already has its job) */
+  async enqueueBackup(tx: TenantTx, orgId: string, policy: PolicyRow, resource: ResourceRow, scheduledFor: Date, coalescedSlots: number): Promise<boolean> {
+    const id = await this.enqueue(tx, orgId, {
+      kind: 'backup', agentId: resource.agentId, storeId: policy.storeId, resourceId: resource.id, policyId: policy.id, scheduledFor,
+      spec: backupSpec(resource, policy), requestedBy: SCHEDULER_ACTOR,
+    }, `scheduled by policy "${policy.name}"`, { scheduledFor: scheduledFor.toISOString(), coalescedSlots });
+    return id != null;
+  }
+
+  /** Queues a job with its `queued` event and wakes the agent's pollers at commit; null when its slot is taken. */
+  async enqueue(tx: TenantTx, orgId: string, job: NewJob, message: string, data: Record<string, unknown> = {}): Promise<string | null> {
+    const id = randomUUID();
+    const inserted = await tx.insert(jobs).values({
+      orgId, id, kind: job.kind, status: 'queued', agentId: job.agentId, storeId: job.storeId, copyStoreId: job.copyStoreId ?? null,
+      resourceId: job.resourceId ?? null, policyId: job.policyId ?? null, scheduledFor: job.scheduledFor ?? null, spec: job.spec, requestedBy: job.requestedBy,
+    }).onConflictDoNothing().returning({ id: jobs.id });
+    if (inserted.length === 0) return null;
+    await tx.insert(jobEvents).values({ orgId, jobId: id, seq: 1, kind: 'queued', level: 'info', message, data });
+    await tx.execute(sql`SELECT pg_notify('arca_jobs', ${`${orgId}:${job.agentId}`})`);
+    return id;
+  }
+
+  /** Records a slot skipped because the resource's previous backup is still active, on that job. */
+  async recordSkip(tx: TenantTx, orgId: string, activeJobId: string, policyId: string, resourceId: string, scheduledFor: Date): Promise<void> {
+    // the job row lock orders this append with the job's own events (heartbeats, completion)
+    await tx.select({ id: jobs.id }).from(jobs).where(and(eq(jobs.orgId, orgId), eq(jobs.id, activeJobId))).for('update');
+    await tx.insert(jobEvents).values({
+      orgId, jobId: activeJobId,
+      seq: sql`(SELECT coalesce(max(${jobEvents.seq}), 0) + 1 FROM ${jobEvents} WHERE ${jobEvents.orgId} = ${orgId} AND ${jobEvents.jobId} = ${activeJobId})`,
+      kind: 'skipped', level: 'warn', message: 'a scheduled backup was skipped: this backup of the resource is still active',
+      data: { policyId, resourceId, scheduledFor: scheduledFor.toISOString() },
+    });
+  }
+}
+
+/** `requested_by` of scheduled runs and follow-ups */
+export const SCHEDULER_ACTOR = 'scheduler';
+
+export interface NewJob {
+  kind: JobKind;
+  agentId: string;
+  storeId: string;
+  copyStoreId?: string | null;
+  resourceId?: string | null;
+  policyId?: string | null;
+  scheduledFor?: Date | null;
+  spec: Record<string, unknown>;
+  /** the audit actor, or SCHEDULER_ACTOR */
+  requestedBy: string;
+}
+
+export function backupSpec(resource: ResourceRow, policy: Pick<PolicyRow, 'id'>): Record<string, unknown> {
+  const spec = resource.spec as ResourceSpec;
+  // the resource tag scopes a later forget to this resource's snapshots
+  const tags = [resourceTag(resource.id), `policy-${policy.id}`];
+  return 'database' in spec ? { resourceId: resource.id, database: spec.database, tags } : { resourceId: resource.id, paths: spec.paths, excludes: spec.excludes, tags };
+}
+
+export function resourceTag(resourceId: string): string {
+  return `resource-${resourceId}`;
+}

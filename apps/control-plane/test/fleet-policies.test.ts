@@ -1,0 +1,279 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { and, eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { agents, Database, jobEvents, jobs } from '@arca/db';
+import { createControlPlane, createLogger, type ControlPlane } from '../src/server.ts';
+import { CLOCK, type Clock } from '../src/scheduler/clock.ts';
+import { SchedulerService } from '../src/scheduler/scheduler.service.ts';
+import type { BootstrapResult } from '../src/organizations/organization.service.ts';
+import { codesOf, startHarness, type Harness } from './support/control-plane-harness.ts';
+
+// Medium tier: stores, resources, policies, the scheduler and jobs GraphQL on a scratch Postgres.
+// The scheduler's clock is moved by the test (no waiting); its timer is never started here.
+let h: Harness;
+let acme: BootstrapResult;
+let globex: BootstrapResult;
+let clock: Clock;
+const SECRET = 'wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY';
+
+beforeAll(async () => {
+  h = await startHarness({ ARCA_CP_KEY_PROXY_URL: 'https://kp.example.test', ARCA_CP_SCHEDULER_TICK_SECONDS: '3600' });
+  acme = await h.bootstrap('acme');
+  globex = await h.bootstrap('globex');
+  clock = h.cp.app.get<Clock>(CLOCK);
+});
+afterAll(async () => {
+  vi.restoreAllMocks();
+  await h?.close();
+});
+
+// The due-policy lookup runs on the database's clock, the scheduler's re-check on the injectable
+// one: the test's times lie in the past (from BASE, two days ago, on a whole hour), so the
+// database finds them due and the moved clock decides.
+const BASE = Math.floor((Date.now() - 2 * 86_400_000) / 3_600_000) * 3_600_000;
+/** BASE + "hh:mm:ss" */
+const t = (hms: string): Date => {
+  const [hh, mm, ss] = hms.split(':').map(Number);
+  return new Date(BASE + ((hh! * 60 + mm!) * 60 + (ss ?? 0)) * 1000);
+};
+const at = (hms: string, clocks: Clock[] = [clock]): void => {
+  for (const c of clocks) vi.spyOn(c, 'now').mockReturnValue(t(hms));
+};
+
+async function agent(orgId: string, labels: Record<string, string>): Promise<string> {
+  const id = randomUUID();
+  await h.cp.db.withTenant(orgId, (tx) => tx.insert(agents).values({
+    orgId, id, name: `agent-${id.slice(0, 6)}`, publicKeyX: randomBytes(32).toString('base64url'), keyThumbprint: randomBytes(32).toString('base64url'), status: 'active', labels, hostname: 'host', os: 'linux', arch: 'x64', version: '0.1.0',
+  }));
+  return id;
+}
+
+async function roleToken(org: BootstrapResult, role: string): Promise<string> {
+  const roles = await h.gql<{ roles: Array<{ id: string; name: string }> }>(org.token, '{ roles { id name } }');
+  const roleId = roles.data!.roles.find((r) => r.name === role)!.id;
+  const user = await h.gql<{ createUser: { id: string } }>(org.token, 'mutation($i: CreateUserInput!) { createUser(input: $i) { id } }',
+    { i: { email: `${role}-${randomUUID().slice(0, 6)}@x.test`, displayName: role, roleId } });
+  return (await h.tokenFor(org.orgId, user.data!.createUser.id)).token;
+}
+
+const CREATE_STORE = 'mutation($i: CreateStoreInput!) { createStore(input: $i) { id name kind storeId status hasCredentials keyProxyUrl labels { key value } } }';
+const CREATE_POLICY = 'mutation($i: CreatePolicyInput!) { createPolicy(input: $i) { id nextRunAt priority } }';
+const CREATE_RESOURCE = 'mutation($i: CreateResourceInput!) { createResource(input: $i) { id effectiveLabels { key value } effectivePolicy { id } } }';
+
+async function store(token: string, agentId: string, name: string, labels: Array<{ key: string; value: string }> = []): Promise<string> {
+  const r = await h.gql<{ createStore: { id: string } }>(token, CREATE_STORE, { i: { name, kind: 'fs', url: `/srv/${name}`, initAgentId: agentId, labels } });
+  expect(r.errors).toBeUndefined();
+  return r.data!.createStore.id;
+}
+
+describe('stores', () => {
+  it('registers a store with a fresh store ID and queues its init job on the chosen agent', async () => {
+    const agentId = await agent(acme.orgId, { environment: 'prod' });
+    const r = await h.gql<{ createStore: { id: string; storeId: string; status: string; hasCredentials: boolean; keyProxyUrl: string } }>(acme.token, CREATE_STORE, {
+      i: { name: 'main', kind: 'fs', url: '/srv/arca', initAgentId: agentId, labels: [{ key: 'environment', value: 'prod' }] },
+    });
+    expect(r.errors).toBeUndefined();
+    const s = r.data!.createStore;
+    expect(s).toMatchObject({ status: 'initializing', hasCredentials: false, keyProxyUrl: 'https://kp.example.test' });
+    expect(s.storeId).toMatch(/^[0-9a-f]{64}$/);
+    const init = await h.cp.db.withTenant(acme.orgId, (tx) => tx.select().from(jobs).where(and(eq(jobs.orgId, acme.orgId), eq(jobs.storeId, s.id))));
+    expect(init.map((j) => [j.kind, j.status, j.agentId])).toEqual([['init', 'queued', agentId]]);
+    const audit = await h.gql<{ auditEvents: { edges: Array<{ node: { target: string } }> } }>(acme.token, '{ auditEvents(first: 5, filter: { actions: ["store.created"] }) { edges { node { target } } } }');
+    expect(audit.data!.auditEvents.edges.map((e) => e.node.target)).toContain(`store:${s.id}`);
+    const noField = await h.gql(acme.token, 'query($id: ID!) { store(id: $id) { credentials } }', { id: s.id });
+    expect(codesOf(noField)).toEqual(['BAD_REQUEST']);
+    expect(codesOf(await h.gql(acme.token, CREATE_STORE, { i: { name: 'main', kind: 'fs', url: '/x', initAgentId: agentId } }))).toEqual(['CONFLICT']);
+    const inUrl = await h.gql(acme.token, CREATE_STORE, { i: { name: 'leaky', kind: 's3', url: `s3://AKIA:${SECRET}@bucket/x`, initAgentId: agentId } });
+    expect(codesOf(inUrl)).toEqual(['INVALID_INPUT']);
+    expect(JSON.stringify(inUrl.errors)).not.toContain(SECRET);
+    expect(codesOf(await h.gql(acme.token, CREATE_STORE, { i: { name: 'nobody', kind: 'fs', url: '/x', initAgentId: randomUUID() } }))).toEqual(['INVALID_INPUT']);
+    const on = await h.gql(acme.token, 'mutation($i: UpdateStoreInput!) { updateStore(input: $i) { immutable } }', { i: { id: s.id, immutable: true } });
+    expect(on.errors).toBeUndefined();
+    const off = await h.gql(acme.token, 'mutation($i: UpdateStoreInput!) { updateStore(input: $i) { immutable } }', { i: { id: s.id, immutable: false } });
+    expect(codesOf(off)).toEqual(['INVALID_INPUT']);
+  });
+
+  it('is invisible to another tenant', async () => {
+    const agentId = await agent(acme.orgId, {});
+    const id = await store(acme.token, agentId, 'acme-only');
+    expect(codesOf(await h.gql(globex.token, 'query($id: ID!) { store(id: $id) { id } }', { id }))).toEqual(['NOT_FOUND']);
+    const list = await h.gql<{ stores: Array<{ id: string }> }>(globex.token, '{ stores { id } }');
+    expect(list.data!.stores.map((s) => s.id)).not.toContain(id);
+    const policy = await h.gql(globex.token, CREATE_POLICY, { i: { name: 'steal', schedule: '0 2 * * *', rpoMinutes: 1440, storeId: id } });
+    expect(codesOf(policy)).toEqual(['INVALID_INPUT']);
+  });
+});
+
+describe('roles', () => {
+  it('operator manages, viewer and auditor read, a dev-only role sees and changes only dev', async () => {
+    const org = await h.bootstrap('fleet-roles');
+    const devAgent = await agent(org.orgId, { environment: 'dev' });
+    const prodAgent = await agent(org.orgId, { environment: 'prod' });
+    const operator = await roleToken(org, 'operator');
+    const viewer = await roleToken(org, 'viewer');
+    const auditor = await roleToken(org, 'auditor');
+    const prodStore = await store(operator, prodAgent, 'prod-store', [{ key: 'environment', value: 'prod' }]);
+    const devStore = await store(operator, devAgent, 'dev-store', [{ key: 'environment', value: 'dev' }]);
+    for (const reader of [viewer, auditor]) {
+      const list = await h.gql<{ stores: unknown[]; policies: unknown[]; resources: unknown[] }>(reader, '{ stores { id } policies { id } resources { id } }');
+      expect(list.errors).toBeUndefined();
+      expect(list.data!.stores).toHaveLength(2);
+      expect(codesOf(await h.gql(reader, CREATE_STORE, { i: { name: 'no', kind: 'fs', url: '/no', initAgentId: devAgent } }))).toEqual(['FORBIDDEN']);
+      expect(codesOf(await h.gql(reader, CREATE_POLICY, { i: { name: 'no', schedule: '0 2 * * *', rpoMinutes: 60, storeId: devStore } }))).toEqual(['FORBIDDEN']);
+    }
+    const custom = await h.gql<{ createRole: { id: string } }>(org.token, 'mutation { createRole(input: { name: "dev-operator", permissions: [{ action: "manage", subject: "Store", labels: [{ key: "environment", values: ["dev"] }] }, { action: "manage", subject: "Resource", labels: [{ key: "environment", values: ["dev"] }] }] }) { id } }');
+    const user = await h.gql<{ createUser: { id: string } }>(org.token, 'mutation($i: CreateUserInput!) { createUser(input: $i) { id } }', { i: { email: 'dev@x.test', displayName: 'dev', roleId: custom.data!.createRole.id } });
+    const dev = (await h.tokenFor(org.orgId, user.data!.createUser.id)).token;
+    const seen = await h.gql<{ stores: Array<{ id: string }> }>(dev, '{ stores { id } }');
+    expect(seen.data!.stores.map((s) => s.id)).toEqual([devStore]);
+    expect(codesOf(await h.gql(dev, 'query($id: ID!) { store(id: $id) { id } }', { id: prodStore }))).toEqual(['NOT_FOUND']);
+    expect(codesOf(await h.gql(dev, CREATE_STORE, { i: { name: 'p2', kind: 'fs', url: '/p2', initAgentId: prodAgent, labels: [{ key: 'environment', value: 'prod' }] } }))).toEqual(['FORBIDDEN']);
+    const relabel = await h.gql(dev, 'mutation($i: UpdateStoreInput!) { updateStore(input: $i) { id } }', { i: { id: devStore, labels: [{ key: 'environment', value: 'prod' }] } });
+    expect(codesOf(relabel)).toEqual(['FORBIDDEN']);
+    const plain = 'mutation($i: CreateResourceInput!) { createResource(input: $i) { id } }';
+    const devResource = await h.gql(dev, plain, { i: { agentId: devAgent, name: 'dev-home', kind: 'path', paths: ['/home'] } });
+    expect(devResource.errors).toBeUndefined();
+    const prodResource = await h.gql(dev, plain, { i: { agentId: prodAgent, name: 'prod-home', kind: 'path', paths: ['/home'] } });
+    expect(codesOf(prodResource)).toEqual(['FORBIDDEN']);
+    // the role grants nothing on policies: asking for one is refused, not answered empty
+    expect(codesOf(await h.gql(dev, '{ resources { effectivePolicy { id } } }'))).toEqual(['FORBIDDEN']);
+    const mine = await h.gql<{ resources: Array<{ id: string }> }>(dev, '{ resources { id } }');
+    expect(mine.data!.resources).toHaveLength(1);
+  });
+});
+
+describe('policies', () => {
+  it('validates with messages that say what to write', async () => {
+    const agentId = await agent(acme.orgId, {});
+    const storeId = await store(acme.token, agentId, 'val-store');
+    const bad = async (i: Record<string, unknown>): Promise<string[]> => {
+      const r = await h.gql(acme.token, CREATE_POLICY, { i: { name: `p-${randomUUID()}`, schedule: '0 2 * * *', rpoMinutes: 1440, storeId, ...i } });
+      expect(codesOf(r)).toEqual(['INVALID_INPUT']);
+      return ((r.errors![0]!.extensions!.fields ?? []) as Array<{ path: string }>).map((f) => f.path);
+    };
+    expect(await bad({ schedule: '61 2 * * *' })).toEqual(['schedule']);
+    expect(await bad({ schedule: '@daily' })).toEqual(['schedule']);
+    expect(await bad({ timezone: 'Mars/Base' })).toEqual(['timezone']);
+    expect(await bad({ copyStoreId: storeId })).toEqual(['copyStoreId']);
+    expect(await bad({ retention: { keepLast: 0 } })).toEqual(['retention']);
+    expect(await bad({ rpoMinutes: 0 })).toEqual(['rpoMinutes']);
+    expect(await bad({ storeId: randomUUID() })).toEqual(['storeId']);
+  });
+
+  it('effective policy: lowest priority number, then the oldest; labels of agent overlaid by resource', async () => {
+    const org = await h.bootstrap('effective');
+    const agentId = await agent(org.orgId, { environment: 'prod', site: 'fra' });
+    const storeId = await store(org.token, agentId, 'eff-store');
+    const mk = async (name: string, priority: number, selector: Array<{ key: string; values: string[] }>): Promise<string> => {
+      const r = await h.gql<{ createPolicy: { id: string } }>(org.token, CREATE_POLICY, { i: { name, schedule: '0 2 * * *', rpoMinutes: 1440, storeId, priority, selector } });
+      expect(r.errors).toBeUndefined();
+      return r.data!.createPolicy.id;
+    };
+    const catchAll = await mk('catch-all', 100, []);
+    const prod = await mk('prod', 10, [{ key: 'environment', values: ['prod'] }]);
+    await mk('prod-later', 10, [{ key: 'environment', values: ['prod'] }]);
+    const r1 = await h.gql<{ createResource: { effectiveLabels: unknown; effectivePolicy: { id: string } } }>(org.token, CREATE_RESOURCE, { i: { agentId, name: 'etc', kind: 'path', paths: ['/etc'] } });
+    expect(r1.data!.createResource.effectivePolicy.id).toBe(prod);
+    const r2 = await h.gql<{ createResource: { effectiveLabels: unknown; effectivePolicy: { id: string } } }>(org.token, CREATE_RESOURCE,
+      { i: { agentId, name: 'scratch', kind: 'path', paths: ['/scratch'], labels: [{ key: 'environment', value: 'dev' }] } });
+    expect(r2.data!.createResource.effectiveLabels).toEqual([{ key: 'environment', value: 'dev' }, { key: 'site', value: 'fra' }]);
+    expect(r2.data!.createResource.effectivePolicy.id).toBe(catchAll);
+  });
+});
+
+describe('scheduler', () => {
+  async function setup(name: string, schedule = '0 * * * *'): Promise<{ org: BootstrapResult; policyId: string; resources: string[] }> {
+    at('00:30:00');
+    const org = await h.bootstrap(name);
+    const agentId = await agent(org.orgId, { environment: 'prod' });
+    const storeId = await store(org.token, agentId, `${name}-store`);
+    const p = await h.gql<{ createPolicy: { id: string; nextRunAt: string } }>(org.token, CREATE_POLICY, { i: { name: 'hourly', schedule, rpoMinutes: 60, storeId } });
+    expect(p.data!.createPolicy.nextRunAt).toBe(t(schedule === '0 * * * *' ? '01:00:00' : '00:31:00').toISOString());
+    const resources: string[] = [];
+    for (const path of ['/a', '/b']) {
+      const r = await h.gql<{ createResource: { id: string } }>(org.token, CREATE_RESOURCE, { i: { agentId, name: path, kind: 'path', paths: [path] } });
+      resources.push(r.data!.createResource.id);
+    }
+    return { org, policyId: p.data!.createPolicy.id, resources };
+  }
+  const backups = (orgId: string) => h.cp.db.withTenant(orgId, (tx) => tx.select().from(jobs).where(and(eq(jobs.orgId, orgId), eq(jobs.kind, 'backup'))));
+  const finish = (orgId: string, ids: string[]) => h.cp.db.withTenant(orgId, async (tx) => {
+    for (const id of ids) await tx.update(jobs).set({ status: 'succeeded', finishedAt: new Date() }).where(and(eq(jobs.orgId, orgId), eq(jobs.id, id)));
+  });
+
+  it('creates one backup per resource per slot, coalesces missed slots, skips overlapping ones', async () => {
+    const { org, resources } = await setup('sched');
+    const scheduler = h.cp.app.get(SchedulerService);
+    at('00:59:59');
+    await scheduler.tick();
+    expect(await backups(org.orgId)).toHaveLength(0);
+    at('01:00:01');
+    await scheduler.tick();
+    await scheduler.tick();
+    const first = await backups(org.orgId);
+    expect(first.map((j) => j.resourceId).sort()).toEqual([...resources].sort());
+    expect(new Set(first.map((j) => j.scheduledFor!.toISOString()))).toEqual(new Set([t('01:00:00').toISOString()]));
+    // the 02:00 slot finds both backups still queued: skipped, recorded on the active jobs
+    at('02:00:05');
+    await scheduler.tick();
+    expect(await backups(org.orgId)).toHaveLength(2);
+    const skipped = await h.cp.db.withTenant(org.orgId, (tx) => tx.select().from(jobEvents).where(and(eq(jobEvents.orgId, org.orgId), eq(jobEvents.kind, 'skipped'))));
+    expect(skipped).toHaveLength(2);
+    await finish(org.orgId, first.map((j) => j.id));
+    // down from 02:00 to 07:30: one run per resource, not five
+    at('07:30:00');
+    await scheduler.tick();
+    const after = await backups(org.orgId);
+    expect(after).toHaveLength(4);
+    const policy = await h.gql<{ policies: Array<{ nextRunAt: string }> }>(org.token, '{ policies { nextRunAt } }');
+    expect(policy.data!.policies[0]!.nextRunAt).toBe(t('08:00:00').toISOString());
+  });
+
+  it('two control planes ticking at once create each scheduled job exactly once', async () => {
+    const { org } = await setup('twins', '* * * * *');
+    const db2 = await Database.open({ kind: 'postgres', url: h.scratch.appUrl, poolSize: 4 });
+    const second: ControlPlane = await createControlPlane({ config: h.config, db: db2, logger: createLogger({ logLevel: 'silent' }) });
+    try {
+      const a = h.cp.app.get(SchedulerService);
+      const b = second.app.get(SchedulerService);
+      const clocks = [clock, second.app.get<Clock>(CLOCK)];
+      for (let minute = 1; minute <= 5; minute++) {
+        at(`00:3${minute}:01`, clocks);
+        await Promise.all([a.tick(), b.tick(), a.tick(), b.tick()]);
+        await finish(org.orgId, (await backups(org.orgId)).filter((j) => j.status === 'queued').map((j) => j.id));
+      }
+      const all = await backups(org.orgId);
+      expect(all).toHaveLength(10);
+      const slots = all.map((j) => `${j.resourceId}@${j.scheduledFor!.toISOString()}`);
+      expect(new Set(slots).size).toBe(10);
+    } finally {
+      await second.close();
+    }
+  });
+});
+
+describe('jobs GraphQL', () => {
+  it('lists newest first with filters, shows events, runs a policy now, cancels', async () => {
+    at('00:30:00');
+    const org = await h.bootstrap('jobs-gql');
+    const agentId = await agent(org.orgId, {});
+    const storeId = await store(org.token, agentId, 'jobs-store');
+    const p = await h.gql<{ createPolicy: { id: string } }>(org.token, CREATE_POLICY, { i: { name: 'nightly', schedule: '0 2 * * *', rpoMinutes: 1440, storeId } });
+    await h.gql(org.token, CREATE_RESOURCE, { i: { agentId, name: 'etc', kind: 'path', paths: ['/etc'] } });
+    const run = await h.gql<{ runPolicyNow: Array<{ id: string; kind: string; status: string }> }>(org.token, 'mutation($p: ID!) { runPolicyNow(policyId: $p) { id kind status } }', { p: p.data!.createPolicy.id });
+    expect(run.errors).toBeUndefined();
+    expect(run.data!.runPolicyNow.map((j) => [j.kind, j.status])).toEqual([['backup', 'queued']]);
+    const again = await h.gql<{ runPolicyNow: unknown[] }>(org.token, 'mutation($p: ID!) { runPolicyNow(policyId: $p) { id } }', { p: p.data!.createPolicy.id });
+    expect(again.data!.runPolicyNow).toEqual([]);
+    const list = await h.gql<{ jobs: { edges: Array<{ node: { kind: string; events: Array<{ kind: string }> } }> } }>(org.token, '{ jobs(first: 10) { edges { node { kind events { kind } } } } }');
+    expect(list.data!.jobs.edges.map((e) => e.node.kind)).toEqual(['backup', 'init']);
+    expect(list.data!.jobs.edges[0]!.node.events.map((e) => e.kind)).toEqual(['queued']);
+    const only = await h.gql<{ jobs: { edges: unknown[] } }>(org.token, '{ jobs(filter: { kinds: ["init"] }) { edges { cursor } } }');
+    expect(only.data!.jobs.edges).toHaveLength(1);
+    const viewer = await roleToken(org, 'viewer');
+    expect(codesOf(await h.gql(viewer, 'mutation($id: ID!) { cancelJob(id: $id) { status } }', { id: run.data!.runPolicyNow[0]!.id }))).toEqual(['FORBIDDEN']);
+    const cancelled = await h.gql<{ cancelJob: { status: string } }>(org.token, 'mutation($id: ID!) { cancelJob(id: $id) { status } }', { id: run.data!.runPolicyNow[0]!.id });
+    expect(cancelled.data!.cancelJob.status).toBe('cancelled');
+    expect(codesOf(await h.gql(globex.token, 'query($id: ID!) { job(id: $id) { id } }', { id: run.data!.runPolicyNow[0]!.id }))).toEqual(['NOT_FOUND']);
+  });
+});
