@@ -46,3 +46,5 @@ export { diffSnapshots, diffStats, type SnapshotChange, type ChangeKind, type Di
 export { findInSnapshots, compileFindPatterns, type FindMatch } from './find/snapshot-find.ts';
 export { compileGlob, globMatch } from './find/glob.ts';
 export { repairIndex, type RepairIndexOptions, type RepairIndexResult } from './check/repair-index.ts';
+export { sync, originalId, type SyncOptions, type SyncProgress, type SyncResult, type SyncCopy } from './sync/snapshot-sync.ts';
+export { verifyRestore, type VerifyRestoreOptions, type VerifyRestoreResult, type VerifyProgress, type VerifyMismatch } from './verify/restore-verifier.ts';

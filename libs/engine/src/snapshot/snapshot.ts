@@ -29,6 +29,11 @@ export interface Snapshot {
   tags: string[];
   parent?: string;
   excludes?: string[];
+  /**
+   * Set by `sync` on a copy: the ID of the snapshot it copies (the first one, when copying a copy),
+   * so a later sync recognises it and does not copy it again.
+   */
+  original?: string;
   programVersion: string;
   summary?: BackupSummary;
 }
