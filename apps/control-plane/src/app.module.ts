@@ -41,6 +41,7 @@ import { PolicyService } from './policies/policy.service.ts';
 import { ResourceResolver } from './resources/resource.resolver.ts';
 import { ResourceService } from './resources/resource.service.ts';
 import { CLOCK } from './scheduler/clock.ts';
+import { FollowUpService } from './scheduler/follow-up.service.ts';
 import { SchedulerJobs } from './scheduler/scheduler-jobs.ts';
 import { SCHEDULER_LOGGER, SchedulerService } from './scheduler/scheduler.service.ts';
 import { SnapshotResolver } from './snapshots/snapshot.resolver.ts';
@@ -108,6 +109,7 @@ export class AppModule {
         PolicyResolver,
         SchedulerJobs,
         SchedulerService,
+        FollowUpService,
         JobQueryService,
         JobCommandService,
         JobResolver,

@@ -1,9 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { and, eq } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { agents, Database, jobEvents, jobs } from '@arca/db';
+import { agents, Database, jobEvents, jobs, snapshots } from '@arca/db';
 import { createControlPlane, createLogger, type ControlPlane } from '../src/server.ts';
 import { CLOCK, type Clock } from '../src/scheduler/clock.ts';
+import { FollowUpService } from '../src/scheduler/follow-up.service.ts';
 import { SchedulerService } from '../src/scheduler/scheduler.service.ts';
 import type { BootstrapResult } from '../src/organizations/organization.service.ts';
 import { codesOf, startHarness, type Harness } from './support/control-plane-harness.ts';
@@ -275,5 +276,119 @@ describe('jobs GraphQL', () => {
     const cancelled = await h.gql<{ cancelJob: { status: string } }>(org.token, 'mutation($id: ID!) { cancelJob(id: $id) { status } }', { id: run.data!.runPolicyNow[0]!.id });
     expect(cancelled.data!.cancelJob.status).toBe('cancelled');
     expect(codesOf(await h.gql(globex.token, 'query($id: ID!) { job(id: $id) { id } }', { id: run.data!.runPolicyNow[0]!.id }))).toEqual(['NOT_FOUND']);
+  });
+});
+
+describe('follow-ups and the catalog', () => {
+  async function backupDone(name: string, policy: Record<string, unknown>, immutable = false) {
+    at('00:30:00');
+    const org = await h.bootstrap(name);
+    const agentId = await agent(org.orgId, { environment: 'prod' });
+    const storeId = await store(org.token, agentId, `${name}-a`, [{ key: 'environment', value: 'prod' }]);
+    const copyId = await store(org.token, agentId, `${name}-b`);
+    if (immutable) await h.gql(org.token, 'mutation($i: UpdateStoreInput!) { updateStore(input: $i) { id } }', { i: { id: storeId, immutable: true } });
+    const p = await h.gql<{ createPolicy: { id: string } }>(org.token, CREATE_POLICY, {
+      i: { name: 'gold', schedule: '0 2 * * *', rpoMinutes: 1440, storeId, ...policy, ...(policy.copyStoreId === true ? { copyStoreId: copyId } : {}) },
+    });
+    expect(p.errors).toBeUndefined();
+    const r = await h.gql<{ createResource: { id: string } }>(org.token, CREATE_RESOURCE, { i: { agentId, name: 'db', kind: 'postgres', database: 'crm' } });
+    const run = await h.gql<{ runPolicyNow: Array<{ id: string }> }>(org.token, 'mutation($p: ID!) { runPolicyNow(policyId: $p) { id } }', { p: p.data!.createPolicy.id });
+    const jobId = run.data!.runPolicyNow[0]!.id;
+    const snapshotId = randomBytes(32).toString('hex');
+    await h.cp.db.withTenant(org.orgId, async (tx) => {
+      await tx.update(jobs).set({ status: 'succeeded', finishedAt: new Date() }).where(and(eq(jobs.orgId, org.orgId), eq(jobs.id, jobId)));
+      await tx.insert(snapshots).values({
+        orgId: org.orgId, storeId, snapshotId, resourceId: r.data!.createResource.id, agentId, jobId, time: t('02:00:00'), hostname: 'db1', tags: ['nightly'],
+        totalBytes: 5_000_000_000, fileCount: 12, dirCount: 3, newBytes: 1000, storedBytes: 800, durationMs: 4200,
+      });
+    });
+    return { org, jobId, storeId, snapshotId, resourceId: r.data!.createResource.id, followUps: h.cp.app.get(FollowUpService) };
+  }
+  const kindsOf = async (orgId: string, ids: string[]) => (await h.cp.db.withTenant(orgId, (tx) => tx.select().from(jobs).where(and(eq(jobs.orgId, orgId), inArray(jobs.id, ids))))).map((j) => j.kind).sort();
+
+  it('a successful backup queues replicate, forget and a due restore test', async () => {
+    const b = await backupDone('follow', { copyStoreId: true, retention: { keepDaily: 7 }, restoreTestEveryDays: 30 });
+    const ids = await b.followUps.handle(b.org.orgId, b.jobId);
+    expect(await kindsOf(b.org.orgId, ids)).toEqual(['forget', 'replicate', 'restore-test']);
+    const forget = await h.cp.db.withTenant(b.org.orgId, (tx) => tx.select().from(jobs).where(and(eq(jobs.orgId, b.org.orgId), eq(jobs.kind, 'forget'))));
+    expect(forget[0]!.spec).toEqual({ retention: { keepDaily: 7 }, prune: true, tags: [`resource-${b.resourceId}`] });
+  });
+
+  it('no forget on an immutable store; nothing after a failed backup', async () => {
+    const b = await backupDone('frozen', { retention: { keepDaily: 7 } }, true);
+    expect(await b.followUps.handle(b.org.orgId, b.jobId)).toEqual([]);
+    await h.cp.db.withTenant(b.org.orgId, (tx) => tx.update(jobs).set({ status: 'failed' }).where(and(eq(jobs.orgId, b.org.orgId), eq(jobs.id, b.jobId))));
+    const c = await backupDone('failing', { retention: { keepDaily: 7 } });
+    await h.cp.db.withTenant(c.org.orgId, (tx) => tx.update(jobs).set({ status: 'failed' }).where(and(eq(jobs.orgId, c.org.orgId), eq(jobs.id, c.jobId))));
+    expect(await c.followUps.handle(c.org.orgId, c.jobId)).toEqual([]);
+  });
+
+  it('a successful init job makes its store ready, once', async () => {
+    const org = await h.bootstrap('init-ready');
+    const agentId = await agent(org.orgId, {});
+    const storeId = await store(org.token, agentId, 'fresh');
+    const [init] = await h.cp.db.withTenant(org.orgId, (tx) => tx.select().from(jobs).where(and(eq(jobs.orgId, org.orgId), eq(jobs.storeId, storeId))));
+    await h.cp.db.withTenant(org.orgId, (tx) => tx.update(jobs).set({ status: 'succeeded', finishedAt: new Date() }).where(and(eq(jobs.orgId, org.orgId), eq(jobs.id, init!.id))));
+    const followUps = h.cp.app.get(FollowUpService);
+    await followUps.handle(org.orgId, init!.id);
+    await followUps.handle(org.orgId, init!.id);
+    const s = await h.gql<{ store: { status: string } }>(org.token, 'query($id: ID!) { store(id: $id) { status } }', { id: storeId });
+    expect(s.data!.store.status).toBe('ready');
+    const audit = await h.gql<{ auditEvents: { edges: unknown[] } }>(org.token, '{ auditEvents(first: 10, filter: { actions: ["store.ready"] }) { edges { cursor } } }');
+    expect(audit.data!.auditEvents.edges).toHaveLength(1);
+    const check = await h.gql<{ startCheck: { kind: string; agentId: string; spec: unknown } }>(org.token, 'mutation($s: ID!) { startCheck(input: { storeId: $s, readData: true }) { kind agentId spec } }', { s: storeId });
+    expect(check.data!.startCheck).toEqual({ kind: 'check', agentId, spec: { readData: true } });
+  });
+
+  it('the catalog lists metadata with filters and pages; restores need a known snapshot', async () => {
+    const b = await backupDone('catalog', {});
+    const q = 'query($f: SnapshotFilter, $a: String) { snapshots(first: 1, after: $a, filter: $f) { edges { node { snapshotId totalBytes fileCount hostname tags } } pageInfo { hasNextPage endCursor } } }';
+    const r = await h.gql<{ snapshots: { edges: Array<{ node: Record<string, unknown> }>; pageInfo: { hasNextPage: boolean } } }>(b.org.token, q, { f: { resourceId: b.resourceId } });
+    expect(r.data!.snapshots.edges.map((e) => e.node)).toEqual([{ snapshotId: b.snapshotId, totalBytes: 5_000_000_000, fileCount: 12, hostname: 'db1', tags: ['nightly'] }]);
+    expect(r.data!.snapshots.pageInfo.hasNextPage).toBe(false);
+    const none = await h.gql<{ snapshots: { edges: unknown[] } }>(b.org.token, q, { f: { from: t('03:00:00').toISOString() } });
+    expect(none.data!.snapshots.edges).toEqual([]);
+    expect((await h.gql<{ snapshots: { edges: unknown[] } }>(globex.token, q, {})).data!.snapshots.edges).toEqual([]);
+    const agentId = (await h.cp.db.withTenant(b.org.orgId, (tx) => tx.select().from(agents).where(eq(agents.orgId, b.org.orgId))))[0]!.id;
+    const restore = 'mutation($i: StartRestoreInput!) { startRestore(input: $i) { kind status spec } }';
+    const ok = await h.gql<{ startRestore: { kind: string; spec: unknown } }>(b.org.token, restore, { i: { storeId: b.storeId, snapshotId: b.snapshotId, path: '/', targetAgentId: agentId, targetPath: '/tmp/r' } });
+    expect(ok.data!.startRestore).toMatchObject({ kind: 'restore', spec: { snapshotId: b.snapshotId, path: '/', targetPath: '/tmp/r' } });
+    const unknown = await h.gql(b.org.token, restore, { i: { storeId: b.storeId, snapshotId: 'f'.repeat(64), targetAgentId: agentId, targetPath: '/tmp/r' } });
+    expect(codesOf(unknown)).toEqual(['NOT_FOUND']);
+    const relative = await h.gql(b.org.token, restore, { i: { storeId: b.storeId, snapshotId: b.snapshotId, targetAgentId: agentId, targetPath: 'tmp/r' } });
+    expect(codesOf(relative)).toEqual(['INVALID_INPUT']);
+  });
+});
+
+describe('changes', () => {
+  it('updating a schedule moves next_run_at; disabling stops scheduling; deletes are audited', async () => {
+    at('00:30:00');
+    const org = await h.bootstrap('changes');
+    const agentId = await agent(org.orgId, {});
+    const storeId = await store(org.token, agentId, 'chg');
+    const p = await h.gql<{ createPolicy: { id: string } }>(org.token, CREATE_POLICY, { i: { name: 'p', schedule: '0 * * * *', rpoMinutes: 60, storeId } });
+    const id = p.data!.createPolicy.id;
+    const upd = 'mutation($i: UpdatePolicyInput!) { updatePolicy(input: $i) { nextRunAt enabled schedule retention { keepLast } } }';
+    const moved = await h.gql<{ updatePolicy: { nextRunAt: string } }>(org.token, upd, { i: { id, schedule: '45 * * * *' } });
+    expect(moved.data!.updatePolicy.nextRunAt).toBe(t('00:45:00').toISOString());
+    const off = await h.gql<{ updatePolicy: { nextRunAt: string | null } }>(org.token, upd, { i: { id, enabled: false } });
+    expect(off.data!.updatePolicy.nextRunAt).toBeNull();
+    const r = await h.gql<{ createResource: { id: string } }>(org.token, CREATE_RESOURCE, { i: { agentId, name: 'x', kind: 'path', paths: ['/x'] } });
+    at('05:00:00');
+    await h.cp.app.get(SchedulerService).tick();
+    const none = await h.cp.db.withTenant(org.orgId, (tx) => tx.select().from(jobs).where(and(eq(jobs.orgId, org.orgId), eq(jobs.kind, 'backup'))));
+    expect(none).toEqual([]);
+    expect(codesOf(await h.gql(org.token, upd, { i: { id, retention: { keepLast: 3 }, clear: ['retention'] } }))).toEqual(['INVALID_INPUT']);
+    const kept = await h.gql<{ updatePolicy: { retention: { keepLast: number } } }>(org.token, upd, { i: { id, retention: { keepLast: 3 } } });
+    expect(kept.data!.updatePolicy.retention).toEqual({ keepLast: 3 });
+    const renamed = await h.gql<{ updateResource: { name: string; paths: string[] } }>(org.token, 'mutation($i: UpdateResourceInput!) { updateResource(input: $i) { name paths } }', { i: { id: r.data!.createResource.id, name: 'y', paths: ['/y'] } });
+    expect(renamed.data!.updateResource).toEqual({ name: 'y', paths: ['/y'] });
+    expect((await h.gql(org.token, 'mutation($id: ID!) { deleteResource(id: $id) }', { id: r.data!.createResource.id })).errors).toBeUndefined();
+    expect((await h.gql(org.token, 'mutation($id: ID!) { deletePolicy(id: $id) }', { id })).errors).toBeUndefined();
+    const audit = await h.gql<{ auditEvents: { edges: Array<{ node: { action: string } }> } }>(org.token,
+      '{ auditEvents(first: 50, filter: { actions: ["policy.created", "policy.updated", "policy.deleted", "resource.created", "resource.updated", "resource.deleted", "store.created"] }) { edges { node { action } } } }');
+    expect(audit.data!.auditEvents.edges.map((e) => e.node.action).sort()).toEqual([
+      'policy.created', 'policy.deleted', 'policy.updated', 'policy.updated', 'policy.updated', 'resource.created', 'resource.deleted', 'resource.updated', 'store.created',
+    ]);
   });
 });
