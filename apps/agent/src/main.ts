@@ -19,6 +19,7 @@ import { registerPruneCommand } from './commands/prune-command.ts';
 import { registerRepairCommand } from './commands/repair-command.ts';
 import { registerRestoreCommand } from './commands/restore-command.ts';
 import { registerSnapshotsCommand } from './commands/snapshots-command.ts';
+import { registerSyncCommand } from './commands/sync-command.ts';
 import { registerUnlockCommand } from './commands/unlock-command.ts';
 import { ARCA_VERSION, registerVersionCommand } from './commands/version-command.ts';
 
@@ -33,6 +34,8 @@ const ENVIRONMENT_HELP = `Environment:
   ARCA_PASSPHRASE       the store's passphrase
   ARCA_PASSPHRASE_FILE  file whose first line is the passphrase (instead of --passphrase-file)
   ARCA_NEW_PASSPHRASE   the new passphrase for \`arca key add\`
+  ARCA_TO_PASSPHRASE, ARCA_TO_PASSPHRASE_FILE, ARCA_TO_KEY_PROXY_URL, ARCA_TO_KEY_PROXY_TOKEN(_FILE)
+                        \`arca sync\`: the destination store's credentials
   ARCA_KEY_PROXY_URL    managed stores: the key proxy's URL (instead of --key-proxy)
   ARCA_KEY_PROXY_TOKEN_FILE  file holding the job token (instead of --key-proxy-token-file)
   ARCA_KEY_PROXY_TOKEN  the job token itself
@@ -87,6 +90,7 @@ export function buildProgram(app: CliApp): Command {
   registerForgetCommand(program, app);
   registerPruneCommand(program, app);
   registerRepairCommand(program, app);
+  registerSyncCommand(program, app);
   registerKeyCommand(program, app);
   registerUnlockCommand(program, app);
   registerAgentCommand(program, app);
