@@ -2,7 +2,7 @@ import { Field, ID, InputType, Int, ObjectType } from '@nestjs/graphql';
 import { TypePermission } from '../access/require-permission.decorator.ts';
 import { LabelSelectorTerm, LabelSelectorTermInput } from './label.types.ts';
 
-@ObjectType({ description: 'How many snapshots forget keeps: N newest buckets, -1 unlimited (restic semantics)' })
+@ObjectType({ description: 'How many snapshots forget keeps: the newest of each of the N latest buckets, 0 off (restic semantics)' })
 @TypePermission('read', 'Policy')
 export class Retention {
   @Field(() => Int, { nullable: true })

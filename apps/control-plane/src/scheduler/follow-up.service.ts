@@ -68,7 +68,7 @@ export class FollowUpService {
     const base = { agentId: job.agentId, storeId: storeId, resourceId: job.resourceId, policyId: policy.id, requestedBy: SCHEDULER_ACTOR };
     const why = `after backup ${job.id}`;
     for (const kind of kinds) {
-      let id: string | null = null;
+      let id: string | null;
       if (kind === 'replicate') {
         id = await this.writer.enqueue(tx, orgId, { ...base, kind, copyStoreId: policy.copyStoreId, spec: { snapshotIds: made.map((s) => s.snapshotId) } }, why);
       } else if (kind === 'forget') {

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
+import { JOB_SPEC_SCHEMAS } from '@arca/contracts';
 import { and, eq, sql } from 'drizzle-orm';
 import { jobEvents, jobs, type JobKind, type PolicyRow, type ResourceRow, type TenantTx } from '@arca/db';
+import { ControlPlaneError, ControlPlaneErrorCode } from '../errors/control-plane-error.ts';
 import type { ResourceSpec } from '../resources/resource-input.ts';
 
 /**
@@ -23,6 +25,7 @@ export class SchedulerJobs {
 
   /** Queues a job with its `queued` event and wakes the agent's pollers at commit; null when its slot is taken. */
   async enqueue(tx: TenantTx, orgId: string, job: NewJob, message: string, data: Record<string, unknown> = {}): Promise<string | null> {
+    assertSpecFits(job);
     const id = randomUUID();
     const inserted = await tx.insert(jobs).values({
       orgId, id, kind: job.kind, status: 'queued', agentId: job.agentId, storeId: job.storeId, copyStoreId: job.copyStoreId ?? null,
@@ -72,4 +75,15 @@ export function backupSpec(resource: ResourceRow, policy: Pick<PolicyRow, 'id'>)
 
 export function resourceTag(resourceId: string): string {
   return `resource-${resourceId}`;
+}
+
+/**
+ * A job's spec must be what the agent will accept (libs/contracts agent-api): a mismatch is a bug
+ * here, caught before the job is queued rather than failing on the agent. Backups of postgres
+ * resources are the exception until the wire format has a database backup spec.
+ */
+function assertSpecFits(job: NewJob): void {
+  if (job.kind === 'backup' && 'database' in job.spec) return;
+  const parsed = JOB_SPEC_SCHEMAS[job.kind].safeParse(job.spec);
+  if (!parsed.success) throw new ControlPlaneError(ControlPlaneErrorCode.Internal, `a ${job.kind} job's spec does not fit the agent API: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
 }

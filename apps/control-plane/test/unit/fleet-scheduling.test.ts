@@ -98,12 +98,12 @@ describe('effective policy', () => {
 
 describe('retention', () => {
   it('keeps the counts, drops zeros, refuses a retention that keeps nothing', () => {
-    expect(retentionSchema.parse({ keepDaily: 7, keepWeekly: 0, keepMonthly: -1 })).toEqual({ keepDaily: 7, keepMonthly: -1 });
+    expect(retentionSchema.parse({ keepDaily: 7, keepWeekly: 0, keepMonthly: 12 })).toEqual({ keepDaily: 7, keepMonthly: 12 });
     const empty = retentionSchema.safeParse({ keepLast: 0 });
     expect(empty.success).toBe(false);
     expect(empty.error!.issues[0]!.message).toMatch(/keeps nothing/);
     expect(retentionSchema.safeParse({ keepDaily: 1.5 }).success).toBe(false);
-    expect(retentionSchema.safeParse({ keepDaily: -2 }).success).toBe(false);
+    expect(retentionSchema.safeParse({ keepDaily: -1 }).success).toBe(false);
     expect(retentionSchema.safeParse({ keepForever: 1 }).success).toBe(false);
   });
 });
