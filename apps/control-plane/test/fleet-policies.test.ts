@@ -392,3 +392,31 @@ describe('changes', () => {
     ]);
   });
 });
+
+describe('scheduler loop', () => {
+  it('ticks on its own every ARCA_CP_SCHEDULER_TICK_SECONDS once started, and stops', async () => {
+    at('00:30:00');
+    const org = await h.bootstrap('loop');
+    const agentId = await agent(org.orgId, {});
+    const storeId = await store(org.token, agentId, 'loop-store');
+    await h.gql(org.token, CREATE_POLICY, { i: { name: 'p', schedule: '0 * * * *', rpoMinutes: 60, storeId } });
+    await h.gql(org.token, CREATE_RESOURCE, { i: { agentId, name: 'loop', kind: 'path', paths: ['/loop'] } });
+    const db2 = await Database.open({ kind: 'postgres', url: h.scratch.appUrl, poolSize: 2 });
+    const fast = await createControlPlane({ config: { ...h.config, scheduler: { tickMs: 50 } }, db: db2, logger: createLogger({ logLevel: 'silent' }) });
+    try {
+      at('01:00:01', [fast.app.get<Clock>(CLOCK)]);
+      const scheduler = fast.app.get(SchedulerService);
+      scheduler.start();
+      const count = async (): Promise<number> => (await h.cp.db.withTenant(org.orgId, (tx) => tx.select().from(jobs).where(and(eq(jobs.orgId, org.orgId), eq(jobs.kind, 'backup'))))).length;
+      const deadline = Date.now() + 5000;
+      while ((await count()) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(await count()).toBe(1);
+      await scheduler.stop();
+      at('02:00:01', [fast.app.get<Clock>(CLOCK)]);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await count()).toBe(1);
+    } finally {
+      await fast.close();
+    }
+  });
+});
