@@ -122,7 +122,7 @@ describe('roles', () => {
       expect(codesOf(await h.gql(reader, CREATE_STORE, { i: { name: 'no', kind: 'fs', url: '/no', initAgentId: devAgent } }))).toEqual(['FORBIDDEN']);
       expect(codesOf(await h.gql(reader, CREATE_POLICY, { i: { name: 'no', schedule: '0 2 * * *', rpoMinutes: 60, storeId: devStore } }))).toEqual(['FORBIDDEN']);
     }
-    const custom = await h.gql<{ createRole: { id: string } }>(org.token, 'mutation { createRole(input: { name: "dev-operator", permissions: [{ action: "manage", subject: "Store", labels: [{ key: "environment", values: ["dev"] }] }, { action: "manage", subject: "Resource", labels: [{ key: "environment", values: ["dev"] }] }] }) { id } }');
+    const custom = await h.gql<{ createRole: { id: string } }>(org.token, 'mutation { createRole(input: { name: "dev-operator", permissions: [{ action: "manage", subject: "Store", labels: [{ key: "environment", values: ["dev"] }] }, { action: "manage", subject: "Resource", labels: [{ key: "environment", values: ["dev"] }] }, { action: "manage", subject: "Job", labels: [{ key: "environment", values: ["dev"] }] }] }) { id } }');
     const user = await h.gql<{ createUser: { id: string } }>(org.token, 'mutation($i: CreateUserInput!) { createUser(input: $i) { id } }', { i: { email: 'dev@x.test', displayName: 'dev', roleId: custom.data!.createRole.id } });
     const dev = (await h.tokenFor(org.orgId, user.data!.createUser.id)).token;
     const seen = await h.gql<{ stores: Array<{ id: string }> }>(dev, '{ stores { id } }');
@@ -140,6 +140,15 @@ describe('roles', () => {
     expect(codesOf(await h.gql(dev, '{ resources { effectivePolicy { id } } }'))).toEqual(['FORBIDDEN']);
     const mine = await h.gql<{ resources: Array<{ id: string }> }>(dev, '{ resources { id } }');
     expect(mine.data!.resources).toHaveLength(1);
+    // jobs take their store's (or resource's) labels: the dev init job only
+    const devJobs = await h.gql<{ jobs: { edges: Array<{ node: { id: string; storeId: string } }> } }>(dev, '{ jobs { edges { node { id storeId } } } }');
+    expect(devJobs.data!.jobs.edges.map((e) => e.node.storeId)).toEqual([devStore]);
+    const all = await h.gql<{ jobs: { edges: Array<{ node: { id: string; storeId: string } }> } }>(operator, '{ jobs { edges { node { id storeId } } } }');
+    const prodJob = all.data!.jobs.edges.find((e) => e.node.storeId === prodStore)!.node.id;
+    expect(codesOf(await h.gql(dev, 'query($id: ID!) { job(id: $id) { id } }', { id: prodJob }))).toEqual(['NOT_FOUND']);
+    expect(codesOf(await h.gql(dev, 'mutation($id: ID!) { cancelJob(id: $id) { status } }', { id: prodJob }))).toEqual(['FORBIDDEN']);
+    const cancelled = await h.gql<{ cancelJob: { status: string } }>(dev, 'mutation($id: ID!) { cancelJob(id: $id) { status } }', { id: devJobs.data!.jobs.edges[0]!.node.id });
+    expect(cancelled.data!.cancelJob.status).toBe('cancelled');
   });
 });
 

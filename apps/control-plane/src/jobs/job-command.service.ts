@@ -12,6 +12,7 @@ import { effectivePolicy } from '../policies/effective-policy.ts';
 import { candidate, PolicyService } from '../policies/policy.service.ts';
 import { ResourceService } from '../resources/resource.service.ts';
 import { backupSpec, SchedulerJobs } from '../scheduler/scheduler-jobs.ts';
+import { jobLabels, withLabels } from './job-labels.ts';
 import { toJob } from './job-query.service.ts';
 import type { Job, StartCheckInput, StartRestoreInput } from './job.types.ts';
 
@@ -64,7 +65,7 @@ export class JobCommandService {
           fields: [{ path: 'resourceId', message: 'not governed by this policy' }],
         });
       }
-      this.access.require(principal, 'read', 'Resource', targets.map((t) => ({ labels: t.labels })), requestId);
+      this.access.require(principal, 'create', 'Job', targets.map((t) => ({ labels: t.labels })), requestId);
       const active = targets.length === 0 ? [] : await tx.select({ resourceId: jobs.resourceId }).from(jobs)
         .where(and(eq(jobs.orgId, principal.orgId), eq(jobs.kind, 'backup'), inArray(jobs.status, ['queued', 'leased', 'running']), inArray(jobs.resourceId, targets.map((t) => t.row.id))));
       const busy = new Set(active.map((a) => a.resourceId));
@@ -88,6 +89,7 @@ export class JobCommandService {
     const data = parseInput(restoreSchema, stripNulls(input));
     return this.db.withTenant(principal.orgId, async (tx) => {
       const store = await this.requireStore(tx, principal, data.storeId, 'read', requestId);
+      this.access.require(principal, 'create', 'Job', [store], requestId);
       await this.requireAgent(tx, principal.orgId, data.targetAgentId, 'targetAgentId');
       const [snapshot] = await tx.select({ id: snapshots.snapshotId }).from(snapshots)
         .where(and(eq(snapshots.orgId, principal.orgId), eq(snapshots.storeId, store.id), eq(snapshots.snapshotId, data.snapshotId)));
@@ -108,6 +110,7 @@ export class JobCommandService {
     const data = parseInput(checkSchema, stripNulls(input));
     return this.db.withTenant(principal.orgId, async (tx) => {
       const store = await this.requireStore(tx, principal, data.storeId, 'read', requestId);
+      this.access.require(principal, 'create', 'Job', [store], requestId);
       if (store.status !== 'ready') throw new ControlPlaneError(ControlPlaneErrorCode.Conflict, `the store is ${store.status}: it can be checked once its init job succeeded`);
       const agentId = data.agentId ?? (await this.initAgentOf(tx, principal.orgId, store.id));
       if (agentId == null) throw new ControlPlaneError(ControlPlaneErrorCode.InvalidInput, 'name the agent that runs the check (agentId)', { fields: [{ path: 'agentId', message: 'required for this store' }] });
@@ -128,7 +131,7 @@ export class JobCommandService {
     return this.db.withTenant(principal.orgId, async (tx) => {
       const [job] = await tx.select().from(jobs).where(and(eq(jobs.orgId, principal.orgId), eq(jobs.id, id))).for('update');
       if (job == null) throw notFound('the job');
-      this.access.require(principal, 'update', 'Job', [job], requestId);
+      this.access.require(principal, 'update', 'Job', withLabels([job], await jobLabels(tx, principal.orgId, [job])), requestId);
       if (!['queued', 'leased', 'running'].includes(job.status)) return toJob(job);
       const now = new Date();
       const change = job.status === 'queued' ? { status: 'cancelled' as const, finishedAt: now, cancelRequested: true, updatedAt: now } : { cancelRequested: true, updatedAt: now };

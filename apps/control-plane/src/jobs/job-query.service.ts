@@ -1,11 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { and, asc, desc, eq, inArray, sql } from 'drizzle-orm';
 import { z } from 'zod';
-import { jobEvents, jobs, type Database, type JobEventRow, type JobRow } from '@arca/db';
+import { jobEvents, jobs, type Database, type JobEventRow, type JobRow, type TenantTx } from '@arca/db';
 import { AccessService } from '../access/access.service.ts';
 import type { Principal } from '../auth/principal.ts';
 import { DATABASE } from '../database/database.tokens.ts';
 import { notFound, parseInput } from '../errors/input-validation.ts';
+import type { Labels } from '../policies/label-selector.ts';
+import { jobLabels, withLabels } from './job-labels.ts';
 import { decodeCursor, encodeCursor, pageSize, toConnection } from '../graphql/relay-pagination.ts';
 import type { Job, JobConnection, JobEvent, JobFilter } from './job.types.ts';
 
@@ -35,7 +37,7 @@ export class JobQueryService {
     const limit = pageSize(args.first);
     const f = parseInput(filterSchema, args.filter ?? {});
     const after = args.after == null ? null : decodeCursor(args.after, cursorSchema);
-    const rows = await this.db.readTenant(principal.orgId, (tx) => tx.select().from(jobs).where(and(
+    const rows = await this.db.readTenant(principal.orgId, async (tx) => withLabels(...(await this.labelled(tx, principal.orgId, await tx.select().from(jobs).where(and(
       eq(jobs.orgId, principal.orgId),
       f.statuses == null ? undefined : inArray(jobs.status, f.statuses),
       f.kinds == null ? undefined : inArray(jobs.kind, f.kinds),
@@ -43,16 +45,21 @@ export class JobQueryService {
       f.resourceId == null ? undefined : eq(jobs.resourceId, f.resourceId),
       f.policyId == null ? undefined : eq(jobs.policyId, f.policyId),
       after == null ? undefined : sql`(${jobs.createdAt}, ${jobs.id}) < (${after[0]}::timestamptz, ${after[1]}::uuid)`,
-    )).orderBy(desc(jobs.createdAt), desc(jobs.id)).limit(limit + 1));
+    )).orderBy(desc(jobs.createdAt), desc(jobs.id)).limit(limit + 1)))));
     const visible = this.access.filter(principal, 'read', 'Job', rows);
     return toConnection(visible, limit, after != null, (row) => encodeCursor([row.createdAt.toISOString(), row.id]), (row, cursor) => ({ cursor, node: toJob(row) }));
   }
 
   async get(principal: Principal, id: string): Promise<Job> {
     parseInput(uuid, id);
-    const [row] = await this.db.readTenant(principal.orgId, (tx) => tx.select().from(jobs).where(and(eq(jobs.orgId, principal.orgId), eq(jobs.id, id))));
+    const [row] = await this.db.readTenant(principal.orgId, async (tx) =>
+      withLabels(...(await this.labelled(tx, principal.orgId, await tx.select().from(jobs).where(and(eq(jobs.orgId, principal.orgId), eq(jobs.id, id)))))));
     if (row == null || this.access.filter(principal, 'read', 'Job', [row]).length === 0) throw notFound('the job');
     return toJob(row);
+  }
+
+  private async labelled(tx: TenantTx, orgId: string, rows: JobRow[]): Promise<[JobRow[], Map<string, Labels>]> {
+    return [rows, await jobLabels(tx, orgId, rows)];
   }
 
   async events(principal: Principal, jobId: string, first: number | undefined): Promise<JobEvent[]> {
