@@ -50,6 +50,14 @@ import { StoreCredentialsSealer } from './stores/store-credentials.ts';
 import { StoreJobs } from './stores/store-jobs.ts';
 import { StoreResolver } from './stores/store.resolver.ts';
 import { StoreService } from './stores/store.service.ts';
+import { JobEvents } from './jobs/job-events.ts';
+import { JobQueueService } from './jobs/job-queue.service.ts';
+import { JobWakeups } from './jobs/job-wakeups.ts';
+import { LeaseSweeper, SWEEPER_LOGGER } from './jobs/lease-sweeper.service.ts';
+import { JobTokenIssuer } from './job-tokens/job-token-issuer.service.ts';
+import { JwksController } from './job-tokens/jwks.controller.ts';
+import { FleetKeysService } from './secrets/fleet-keys.service.ts';
+import { CREDENTIALS_BOX } from './stores/store-credentials.ts';
 
 export interface AppModuleOptions {
   config: ControlPlaneConfig;
@@ -68,7 +76,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [GraphQLModule.forRoot<MercuriusDriverConfig>(graphqlOptions(options.config, options.logger))],
-      controllers: [HealthController, KeyProxyIngestController, AuthController],
+      controllers: [HealthController, KeyProxyIngestController, AuthController, JwksController],
       providers: [
         { provide: CONFIG, useValue: options.config },
         { provide: DATABASE, useValue: options.db },
@@ -115,6 +123,15 @@ export class AppModule {
         JobResolver,
         SnapshotService,
         SnapshotResolver,
+        // fleet runtime: keys, job queue, wake-ups, lease sweeper, job tokens (cp-runtime)
+        FleetKeysService,
+        { provide: CREDENTIALS_BOX, useExisting: FleetKeysService },
+        JobEvents,
+        JobWakeups,
+        JobQueueService,
+        { provide: SWEEPER_LOGGER, useValue: options.logger.child({ component: 'lease-sweeper' }) },
+        LeaseSweeper,
+        JobTokenIssuer,
       ],
     };
   }

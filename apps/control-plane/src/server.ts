@@ -13,6 +13,9 @@ import { Lifecycle } from './ops/lifecycle.ts';
 import { MetricsService } from './ops/metrics.service.ts';
 import { PinoNestLogger } from './ops/pino-nest-logger.ts';
 import { SchedulerService } from './scheduler/scheduler.service.ts';
+import { LeaseSweeper } from './jobs/lease-sweeper.service.ts';
+import { JobEvents } from './jobs/job-events.ts';
+import { FollowUpService } from './scheduler/follow-up.service.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -112,6 +115,9 @@ export async function createControlPlane(options: { config: ControlPlaneConfig; 
   // unknown routes (Nest's NotFoundException) and route errors answer in our JSON error shape
   app.useGlobalFilters(new HttpErrorFilter());
   await app.init();
+  // a completion recorded on this replica sets off its follow-ups (store status, replicate, forget, restore-test)
+  const followUps = app.get(FollowUpService);
+  app.get(JobEvents).onCompleted((change) => followUps.onCompleted(change.orgId, change.jobId));
 
   let closing: Promise<void> | null = null;
   const controlPlane: ControlPlane = {
@@ -123,6 +129,7 @@ export async function createControlPlane(options: { config: ControlPlaneConfig; 
       await app.listen({ host: config.host, port: config.port });
       // every replica schedules; started once serving, stopped by app.close (shutdown hook)
       app.get(SchedulerService).start();
+      app.get(LeaseSweeper).start();
       const address = fastify.server.address();
       const port = typeof address === 'object' && address != null ? address.port : config.port;
       controlPlane.url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;

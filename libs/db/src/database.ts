@@ -203,6 +203,17 @@ export class Database {
     return rows.map((r) => ({ orgId: r.org_id, jobId: r.job_id, leaseExpiresAt: new Date(r.lease_expires_at) }));
   }
 
+  /**
+   * LISTEN on `channel` (Postgres: postgres.js keeps a dedicated connection and re-listens after a
+   * reconnect). PGlite has one session and one process: answers null, and callers wake their
+   * waiters in-process instead.
+   */
+  async listen(channel: string, onNotify: (payload: string) => void): Promise<{ unlisten(): Promise<void> } | null> {
+    if (this.pg == null) return null;
+    const sub = await this.pg.pool.listen(channel, onNotify);
+    return { unlisten: () => sub.unlisten() };
+  }
+
   async ping(): Promise<void> {
     await this.sql.query('SELECT 1');
   }

@@ -65,6 +65,29 @@ export const controlPlaneEnvSchema = z.object({
   ARCA_CP_KEY_PROXY_URL: httpUrl.optional(),
   /** how often each replica's scheduler looks for due policies (fractions allowed, for tests) */
   ARCA_CP_SCHEDULER_TICK_SECONDS: z.coerce.number().min(0.05).max(3600).default(10),
+  /** the URL agents reach this control plane at (proofs are checked against it); unset: the request's own origin */
+  ARCA_CP_PUBLIC_URL: httpUrl.optional(),
+  /** Ed25519 PKCS#8 PEM (0600) that signs job tokens; required with Postgres, generated in the data directory when embedded */
+  ARCA_CP_JOB_SIGNING_KEY_FILE: z.string().min(1).optional(),
+  /** 32 random bytes (0600) sealing store credentials (AES-256-GCM); required with Postgres, generated when embedded */
+  ARCA_CP_SECRETS_KEY_FILE: z.string().min(1).optional(),
+  ARCA_CP_JOB_TOKEN_ISSUER: z.string().min(1).max(200).default('arca-control-plane'),
+  ARCA_CP_JOB_TOKEN_AUDIENCE: z.string().min(1).max(200).default('arca-key-proxy'),
+  ARCA_CP_JOB_TOKEN_LIFETIME_SECONDS: int(60, 86_400).default(3600),
+  /** a job lease lasts this long and is renewed by each job heartbeat */
+  ARCA_CP_JOB_LEASE_SECONDS: int(1, 3600).default(60),
+  ARCA_CP_JOB_MAX_ATTEMPTS: int(1, 100).default(3),
+  /** first retry delay after an expired lease or retryable failure; doubles per attempt, at most 1 h */
+  ARCA_CP_JOB_RETRY_BACKOFF_SECONDS: z.coerce.number().min(0).max(3600).default(30),
+  /** how often each replica's sweeper requeues expired leases (fractions allowed, for tests) */
+  ARCA_CP_LEASE_SWEEP_SECONDS: z.coerce.number().min(0.05).max(3600).default(5),
+  /** long polls re-check the queue this often, so a lost notification costs latency, never a job */
+  ARCA_CP_LEASE_RECHECK_SECONDS: z.coerce.number().min(0.05).max(60).default(2),
+  ARCA_CP_AGENT_HEARTBEAT_SECONDS: int(1, 3600).default(30),
+  /** an agent not seen for this long is shown offline */
+  ARCA_CP_AGENT_OFFLINE_SECONDS: int(2, 86_400).default(90),
+  /** heartbeats are buffered at most this long and written per organization in one statement */
+  ARCA_CP_HEARTBEAT_FLUSH_MS: int(10, 10_000).default(1000),
 });
 
 export interface ControlPlaneConfig {
@@ -85,6 +108,29 @@ export interface ControlPlaneConfig {
   /** default key proxy of new stores; null: createStore must name one */
   keyProxyUrl: string | null;
   scheduler: { tickMs: number };
+  fleet: FleetConfig;
+}
+
+/** The agent runtime (docs/fleet.md §2-4): agent API, job queue, job tokens, sealed store credentials. */
+export interface FleetConfig {
+  /** null: proofs are checked against the request's own origin */
+  publicUrl: string | null;
+  /**
+   * Key files; in embedded mode generated (0600) in the data directory when missing. null (Postgres
+   * without the variable): the features needing the key refuse with CONFIG_INVALID naming it.
+   */
+  jobSigningKeyFile: string | null;
+  secretsKeyFile: string | null;
+  generateMissingKeys: boolean;
+  jobToken: { issuer: string; audience: string; lifetimeS: number };
+  leaseSeconds: number;
+  maxAttempts: number;
+  retryBackoffMs: number;
+  sweepMs: number;
+  leaseRecheckMs: number;
+  heartbeatSeconds: number;
+  offlineAfterMs: number;
+  heartbeatFlushMs: number;
 }
 
 export interface OidcConfig {
@@ -131,6 +177,7 @@ export function loadControlPlaneConfig(env: NodeJS.ProcessEnv = process.env, cwd
     problems.push({ path: 'ARCA_CP_COOKIE_SECURE', message: 'may be false only when ARCA_CP_OIDC_REDIRECT_URL is http://localhost or a loopback address' });
   }
   if (problems.length > 0) throw configError(problems);
+  const dataDir = resolve(cwd, e.ARCA_CP_DATA_DIR);
   return {
     host: e.ARCA_CP_HOST,
     port: e.ARCA_CP_PORT,
@@ -149,6 +196,22 @@ export function loadControlPlaneConfig(env: NodeJS.ProcessEnv = process.env, cwd
     authCacheMs: e.ARCA_CP_AUTH_CACHE_MS,
     keyProxyUrl: e.ARCA_CP_KEY_PROXY_URL ?? null,
     scheduler: { tickMs: Math.round(e.ARCA_CP_SCHEDULER_TICK_SECONDS * 1000) },
+    fleet: {
+      publicUrl: e.ARCA_CP_PUBLIC_URL?.replace(/\/+$/, '') ?? null,
+      // with a shared database every replica must sign and seal with the same keys: never invented
+      jobSigningKeyFile: e.ARCA_CP_JOB_SIGNING_KEY_FILE != null ? resolve(cwd, e.ARCA_CP_JOB_SIGNING_KEY_FILE) : e.DATABASE_URL == null ? `${dataDir}/job-signing-key.pem` : null,
+      secretsKeyFile: e.ARCA_CP_SECRETS_KEY_FILE != null ? resolve(cwd, e.ARCA_CP_SECRETS_KEY_FILE) : e.DATABASE_URL == null ? `${dataDir}/secrets.key` : null,
+      generateMissingKeys: e.DATABASE_URL == null,
+      jobToken: { issuer: e.ARCA_CP_JOB_TOKEN_ISSUER, audience: e.ARCA_CP_JOB_TOKEN_AUDIENCE, lifetimeS: e.ARCA_CP_JOB_TOKEN_LIFETIME_SECONDS },
+      leaseSeconds: e.ARCA_CP_JOB_LEASE_SECONDS,
+      maxAttempts: e.ARCA_CP_JOB_MAX_ATTEMPTS,
+      retryBackoffMs: Math.round(e.ARCA_CP_JOB_RETRY_BACKOFF_SECONDS * 1000),
+      sweepMs: Math.round(e.ARCA_CP_LEASE_SWEEP_SECONDS * 1000),
+      leaseRecheckMs: Math.round(e.ARCA_CP_LEASE_RECHECK_SECONDS * 1000),
+      heartbeatSeconds: e.ARCA_CP_AGENT_HEARTBEAT_SECONDS,
+      offlineAfterMs: e.ARCA_CP_AGENT_OFFLINE_SECONDS * 1000,
+      heartbeatFlushMs: e.ARCA_CP_HEARTBEAT_FLUSH_MS,
+    },
   };
 }
 

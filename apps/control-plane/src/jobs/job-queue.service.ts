@@ -1,0 +1,267 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import { jobEvents, jobs, resultRows, snapshots, stores, type Database, type JobRow, type JobStatus, type TenantTx } from '@arca/db';
+import type { JobCompleteRequest, JobLogLine, Progress } from '@arca/contracts';
+import { AgentApiErrorCode } from '@arca/contracts';
+import type { ControlPlaneConfig } from '../config/control-plane-config.ts';
+import { CONFIG, DATABASE } from '../database/database.tokens.ts';
+import { ControlPlaneError, ControlPlaneErrorCode } from '../errors/control-plane-error.ts';
+import { SchedulerJobs, type NewJob } from '../scheduler/scheduler-jobs.ts';
+import { JobEvents } from './job-events.ts';
+import { JOB_PROGRESS_CHANNEL, JobWakeups, ORIGIN } from './job-wakeups.ts';
+
+/** Log lines kept per job (docs/fleet.md §6): older `log` events are trimmed. */
+export const MAX_LOG_EVENTS_PER_JOB = 1000;
+const MAX_BACKOFF_MS = 3_600_000;
+const ACTIVE: JobStatus[] = ['leased', 'running'];
+
+/** The job was not leased to this agent and attempt (any more): the agent abandons it (409). */
+export class LeaseLostError extends ControlPlaneError {
+  readonly agentCode = AgentApiErrorCode.LeaseLost;
+
+  constructor() {
+    super(ControlPlaneErrorCode.Conflict, 'this job is no longer leased to this agent and attempt: abandon it');
+  }
+}
+
+export interface CompletionResult {
+  duplicate: boolean;
+  status: JobStatus;
+}
+
+/**
+ * The job queue (docs/fleet.md §4), in the tenant's transactions: leasing with
+ * FOR UPDATE SKIP LOCKED (two replicas never hand one job out twice), renewals by job heartbeats,
+ * attempt-checked idempotent completions, cancellation, and the requeue/fail decision of the
+ * lease sweeper. Every state change appends to `job_events` while holding the job's row lock.
+ */
+@Injectable()
+export class JobQueueService {
+  private readonly db: Database;
+  private readonly config: ControlPlaneConfig;
+  private readonly writer: SchedulerJobs;
+  private readonly events: JobEvents;
+  private readonly wakeups: JobWakeups;
+
+  constructor(@Inject(DATABASE) db: Database, @Inject(CONFIG) config: ControlPlaneConfig, writer: SchedulerJobs, events: JobEvents, wakeups: JobWakeups) {
+    this.db = db;
+    this.config = config;
+    this.writer = writer;
+    this.events = events;
+    this.wakeups = wakeups;
+  }
+
+  /** Queues a job (its `queued` event and the pollers' NOTIFY commit with it); null when its schedule slot is taken. */
+  async enqueue(orgId: string, job: NewJob, message = 'queued'): Promise<string | null> {
+    const id = await this.db.withTenant(orgId, (tx) => this.writer.enqueue(tx, orgId, job, message));
+    if (id != null) {
+      this.wakeups.wake(orgId, job.agentId);
+      this.events.emitQueued({ orgId, jobId: id, agentId: job.agentId, status: 'queued' });
+    }
+    return id;
+  }
+
+  /** Leases up to `slots` ready jobs of the agent, in priority then age order. */
+  async lease(orgId: string, agentId: string, slots: number): Promise<JobRow[]> {
+    const leaseS = this.config.fleet.leaseSeconds;
+    return this.db.withTenant(orgId, async (tx) => {
+      const rows = resultRows<{ id: string }>(await tx.execute(sql`
+        WITH picked AS (
+          SELECT id FROM jobs
+          WHERE org_id = ${orgId} AND agent_id = ${agentId} AND status = 'queued' AND run_after <= now()
+          ORDER BY priority, created_at
+          LIMIT ${slots}
+          FOR UPDATE SKIP LOCKED
+        )
+        UPDATE jobs SET status = 'leased', lease_expires_at = now() + make_interval(secs => ${leaseS}), updated_at = now()
+        FROM picked WHERE jobs.org_id = ${orgId} AND jobs.id = picked.id
+        RETURNING jobs.id`));
+      if (rows.length === 0) return [];
+      const ids = rows.map((r) => r.id);
+      const leased = await tx.select().from(jobs).where(and(eq(jobs.orgId, orgId), inArray(jobs.id, ids)));
+      for (const job of leased) await appendEvent(tx, orgId, job.id, 'leased', 'info', `leased by agent ${agentId} (attempt ${job.attempt})`, { agentId, attempt: job.attempt });
+      return leased.sort((a, b) => a.priority - b.priority || a.createdAt.getTime() - b.createdAt.getTime());
+    });
+  }
+
+  /** A job heartbeat: renews the lease, records progress and log lines; LeaseLostError when not this agent's attempt. */
+  async renew(orgId: string, agentId: string, jobId: string, attempt: number, progress?: Progress, logs?: JobLogLine[]): Promise<{ leaseExpiresAt: Date; cancelRequested: boolean }> {
+    const leaseS = this.config.fleet.leaseSeconds;
+    const out = await this.db.withTenant(orgId, async (tx) => {
+      const job = await lockActive(tx, orgId, agentId, jobId, attempt);
+      const [row] = await tx.update(jobs).set({
+        status: 'running',
+        startedAt: job.startedAt ?? sql`now()`,
+        leaseExpiresAt: sql`now() + make_interval(secs => ${leaseS})`,
+        ...(progress != null ? { progress } : {}),
+        updatedAt: sql`now()`,
+      }).where(and(eq(jobs.orgId, orgId), eq(jobs.id, jobId))).returning({ leaseExpiresAt: jobs.leaseExpiresAt, cancelRequested: jobs.cancelRequested });
+      if (job.status === 'leased') await appendEvent(tx, orgId, jobId, 'running', 'info', 'the agent started the job', { attempt });
+      if (logs != null && logs.length > 0) {
+        const [first] = resultRows<{ next: number }>(await tx.execute(sql`SELECT coalesce(max(seq), 0) + 1 AS next FROM job_events WHERE org_id = ${orgId} AND job_id = ${jobId}`));
+        await tx.insert(jobEvents).values(logs.map((line, i) => ({
+          orgId, jobId, seq: Number(first?.next ?? 1) + i, time: new Date(line.time), kind: 'log', level: line.level, message: line.message, data: { attempt },
+        })));
+        // keep the newest log lines only; lifecycle events are never trimmed
+        await tx.execute(sql`
+          DELETE FROM job_events WHERE org_id = ${orgId} AND job_id = ${jobId} AND kind = 'log' AND seq <= (
+            SELECT seq FROM job_events WHERE org_id = ${orgId} AND job_id = ${jobId} AND kind = 'log'
+            ORDER BY seq DESC OFFSET ${MAX_LOG_EVENTS_PER_JOB} LIMIT 1)`);
+      }
+      if (progress != null) {
+        await tx.execute(sql`SELECT pg_notify(${JOB_PROGRESS_CHANNEL}, ${JSON.stringify({ orgId, jobId, progress, origin: ORIGIN })})`);
+      }
+      return { leaseExpiresAt: row!.leaseExpiresAt!, cancelRequested: row!.cancelRequested };
+    });
+    if (progress != null) this.events.emitProgress({ orgId, jobId, progress });
+    return out;
+  }
+
+  /**
+   * Records an attempt's outcome once: a repeat of the same completion answers duplicate; a stale
+   * attempt or another agent gets LeaseLostError. A retryable failure with attempts left goes back
+   * to the queue with backoff. Backup snapshots go to the catalog with the completion.
+   */
+  async complete(orgId: string, agentId: string, jobId: string, report: JobCompleteRequest): Promise<CompletionResult> {
+    const outcome = await this.db.withTenant(orgId, async (tx) => {
+      const [job] = await tx.select().from(jobs).where(and(eq(jobs.orgId, orgId), eq(jobs.id, jobId))).for('update');
+      if (job == null || job.agentId !== agentId) throw new LeaseLostError();
+      if (!ACTIVE.includes(job.status)) {
+        const [seen] = resultRows<{ n: number }>(await tx.execute(sql`
+          SELECT 1 AS n FROM job_events WHERE org_id = ${orgId} AND job_id = ${jobId}
+            AND kind IN ('completed', 'requeued') AND data->>'completedAttempt' = ${String(report.attempt)} LIMIT 1`));
+        if (seen != null) return { duplicate: true, status: job.status, changed: false };
+        throw new LeaseLostError();
+      }
+      if (job.attempt !== report.attempt) throw new LeaseLostError();
+      if (report.snapshots != null && report.snapshots.length > 0) await this.recordSnapshots(tx, orgId, job, report.snapshots);
+      const retry = report.outcome === 'failed' && report.error?.retryable === true && job.attempt < job.maxAttempts && !job.cancelRequested;
+      if (retry) {
+        const delayMs = backoffMs(this.config.fleet.retryBackoffMs, job.attempt);
+        await tx.update(jobs).set({
+          status: 'queued', attempt: job.attempt + 1, runAfter: sql`now() + make_interval(secs => ${delayMs / 1000})`, leaseExpiresAt: null,
+          error: report.error ?? null, result: report.result ?? null, updatedAt: sql`now()`,
+        }).where(and(eq(jobs.orgId, orgId), eq(jobs.id, jobId)));
+        await appendEvent(tx, orgId, jobId, 'requeued', 'warn', `attempt ${job.attempt} failed (${report.error?.code ?? 'error'}); retrying`, {
+          completedAttempt: report.attempt, attempt: job.attempt + 1, delayMs, error: report.error ?? null,
+        });
+        return { duplicate: false, status: 'queued' as JobStatus, changed: false };
+      }
+      await tx.update(jobs).set({
+        status: report.outcome, leaseExpiresAt: null, finishedAt: sql`now()`, updatedAt: sql`now()`,
+        error: report.error ?? null, result: report.result ?? null,
+      }).where(and(eq(jobs.orgId, orgId), eq(jobs.id, jobId)));
+      await appendEvent(tx, orgId, jobId, 'completed', report.outcome === 'failed' ? 'error' : 'info', `${report.outcome} (attempt ${report.attempt})`, {
+        completedAttempt: report.attempt, status: report.outcome, error: report.error ?? null,
+      });
+      return { duplicate: false, status: report.outcome as JobStatus, changed: true };
+    });
+    if (outcome.changed) this.events.emitCompleted({ orgId, jobId, agentId, status: outcome.status });
+    return { duplicate: outcome.duplicate, status: outcome.status };
+  }
+
+  /** Cancels a queued job at once; a leased or running one is asked to stop (the agent completes it as cancelled). */
+  async cancel(orgId: string, jobId: string, actor: string): Promise<JobStatus | null> {
+    const result = await this.db.withTenant(orgId, async (tx) => {
+      const [job] = await tx.select().from(jobs).where(and(eq(jobs.orgId, orgId), eq(jobs.id, jobId))).for('update');
+      if (job == null) return null;
+      if (job.status === 'queued') {
+        await tx.update(jobs).set({ status: 'cancelled', finishedAt: sql`now()`, updatedAt: sql`now()` }).where(and(eq(jobs.orgId, orgId), eq(jobs.id, jobId)));
+        await appendEvent(tx, orgId, jobId, 'completed', 'info', `cancelled by ${actor} before it started`, { status: 'cancelled', actor });
+        return { job, status: 'cancelled' as JobStatus };
+      }
+      if (ACTIVE.includes(job.status) && !job.cancelRequested) {
+        await tx.update(jobs).set({ cancelRequested: true, updatedAt: sql`now()` }).where(and(eq(jobs.orgId, orgId), eq(jobs.id, jobId)));
+        await appendEvent(tx, orgId, jobId, 'cancel-requested', 'info', `${actor} asked the agent to stop`, { actor });
+      }
+      return { job, status: job.status };
+    });
+    if (result == null) return null;
+    if (result.status === 'cancelled' && result.job.status === 'queued') this.events.emitCompleted({ orgId, jobId, agentId: result.job.agentId, status: 'cancelled' });
+    return result.status;
+  }
+
+  /** IDs of the agent's jobs that were asked to stop (answered in agent heartbeats). */
+  async cancelRequested(orgId: string, agentId: string, jobIds: string[]): Promise<string[]> {
+    if (jobIds.length === 0) return [];
+    const rows = await this.db.readTenant(orgId, (tx) => tx.select({ id: jobs.id, status: jobs.status, cancel: jobs.cancelRequested }).from(jobs)
+      .where(and(eq(jobs.orgId, orgId), eq(jobs.agentId, agentId), inArray(jobs.id, jobIds))));
+    // a job this agent reports running that is no longer active here is stopped too
+    const known = new Map(rows.map((r) => [r.id, r]));
+    return jobIds.filter((id) => { const r = known.get(id); return r == null || r.cancel || !ACTIVE.includes(r.status); });
+  }
+
+  /**
+   * The lease sweeper's work (every replica, docs/fleet.md §4): jobs whose lease expired are
+   * requeued with attempt + 1 and backoff, or fail with LEASE_EXPIRED once attempts are used up.
+   * Another replica handling the same job at the same time is skipped (SKIP LOCKED).
+   */
+  async expireLeases(maxRows = 500): Promise<number> {
+    const due = await this.db.expiredLeases(maxRows);
+    let handled = 0;
+    for (const { orgId, jobId } of due) {
+      const change = await this.db.withTenant(orgId, async (tx) => {
+        const [job] = await tx.select().from(jobs)
+          .where(and(eq(jobs.orgId, orgId), eq(jobs.id, jobId), inArray(jobs.status, ACTIVE), sql`${jobs.leaseExpiresAt} < now()`))
+          .for('update', { skipLocked: true });
+        if (job == null) return null;
+        if (job.attempt < job.maxAttempts && !job.cancelRequested) {
+          const delayMs = backoffMs(this.config.fleet.retryBackoffMs, job.attempt);
+          await tx.update(jobs).set({ status: 'queued', attempt: job.attempt + 1, runAfter: sql`now() + make_interval(secs => ${delayMs / 1000})`, leaseExpiresAt: null, updatedAt: sql`now()` })
+            .where(and(eq(jobs.orgId, orgId), eq(jobs.id, jobId)));
+          await appendEvent(tx, orgId, jobId, 'requeued', 'warn', `the lease of attempt ${job.attempt} expired without a heartbeat; queued again`, { expiredAttempt: job.attempt, attempt: job.attempt + 1, delayMs });
+          return { job, status: 'queued' as JobStatus };
+        }
+        const error = job.cancelRequested
+          ? null
+          : { code: 'LEASE_EXPIRED', message: 'the agent stopped sending job heartbeats and every attempt is used up', retryable: false };
+        const status: JobStatus = job.cancelRequested ? 'cancelled' : 'failed';
+        await tx.update(jobs).set({ status, leaseExpiresAt: null, finishedAt: sql`now()`, updatedAt: sql`now()`, error }).where(and(eq(jobs.orgId, orgId), eq(jobs.id, jobId)));
+        await appendEvent(tx, orgId, jobId, 'completed', 'error', `the lease of attempt ${job.attempt} expired: ${status}${error != null ? ' (LEASE_EXPIRED)' : ''}`, { status, expiredAttempt: job.attempt });
+        return { job, status };
+      });
+      if (change == null) continue;
+      handled += 1;
+      if (change.status === 'queued') this.wakeups.wake(orgId, change.job.agentId);
+      else this.events.emitCompleted({ orgId, jobId, agentId: change.job.agentId, status: change.status });
+    }
+    return handled;
+  }
+
+  private async recordSnapshots(tx: TenantTx, orgId: string, job: JobRow, metas: NonNullable<JobCompleteRequest['snapshots']>): Promise<void> {
+    // agents name stores by their Arca store ID; only the job's own stores may receive catalog rows
+    const allowed = [job.storeId, job.copyStoreId].filter((s): s is string => s != null);
+    if (allowed.length === 0) return;
+    const rows = await tx.select({ id: stores.id, storeId: stores.storeId }).from(stores).where(and(eq(stores.orgId, orgId), inArray(stores.id, allowed)));
+    const byArcaId = new Map(rows.map((r) => [r.storeId, r.id]));
+    const values = metas.flatMap((m) => {
+      const storeRowId = byArcaId.get(m.storeId);
+      if (storeRowId == null) return [];
+      return [{
+        orgId, storeId: storeRowId, snapshotId: m.snapshotId, resourceId: job.resourceId, agentId: job.agentId, jobId: job.id,
+        time: new Date(m.time), hostname: m.hostname, tags: m.tags, parent: m.parent ?? null, totalBytes: m.totalBytes, fileCount: m.fileCount,
+        dirCount: m.dirCount, newBytes: m.newBytes, storedBytes: m.storedBytes, durationMs: m.durationMs,
+      }];
+    });
+    if (values.length === 0) return;
+    await tx.insert(snapshots).values(values).onConflictDoNothing();
+  }
+}
+
+async function lockActive(tx: TenantTx, orgId: string, agentId: string, jobId: string, attempt: number): Promise<JobRow> {
+  const [job] = await tx.select().from(jobs).where(and(eq(jobs.orgId, orgId), eq(jobs.id, jobId))).for('update');
+  if (job == null || job.agentId !== agentId || job.attempt !== attempt || !ACTIVE.includes(job.status)) throw new LeaseLostError();
+  return job;
+}
+
+/** Appends to a job's history; the caller holds the job's row lock, which makes max(seq) + 1 safe. */
+export async function appendEvent(tx: TenantTx, orgId: string, jobId: string, kind: string, level: 'debug' | 'info' | 'warn' | 'error', message: string, data: Record<string, unknown>): Promise<void> {
+  await tx.insert(jobEvents).values({
+    orgId, jobId, kind, level, message: message.slice(0, 4000), data,
+    seq: sql`(SELECT coalesce(max(${jobEvents.seq}), 0) + 1 FROM ${jobEvents} WHERE ${jobEvents.orgId} = ${orgId} AND ${jobEvents.jobId} = ${jobId})`,
+  });
+}
+
+export function backoffMs(baseMs: number, attempt: number): number {
+  return Math.min(baseMs * 2 ** Math.max(0, attempt - 1), MAX_BACKOFF_MS);
+}
