@@ -34,6 +34,7 @@ import { ApiTokenService } from './tokens/api-token.service.ts';
 import { MembershipResolver, UserResolver } from './users/user.resolver.ts';
 import { UserService } from './users/user.service.ts';
 import { JobCommandService } from './jobs/job-command.service.ts';
+import { JobProgressResolver } from './jobs/job-progress.resolver.ts';
 import { JobQueryService } from './jobs/job-query.service.ts';
 import { JobResolver } from './jobs/job.resolver.ts';
 import { PolicyResolver } from './policies/policy.resolver.ts';
@@ -121,6 +122,7 @@ export class AppModule {
         JobQueryService,
         JobCommandService,
         JobResolver,
+        JobProgressResolver,
         SnapshotService,
         SnapshotResolver,
         // fleet runtime: keys, job queue, wake-ups, lease sweeper, job tokens (cp-runtime)

@@ -1,9 +1,14 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { and, eq, inArray } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { agents, Database, jobEvents, jobs, snapshots } from '@arca/db';
 import { createControlPlane, createLogger, type ControlPlane } from '../src/server.ts';
 import { CLOCK, type Clock } from '../src/scheduler/clock.ts';
+import { SecretBox } from '../src/secrets/secret-box.ts';
+import { credentialsAad } from '../src/stores/store-credentials.ts';
 import { FollowUpService } from '../src/scheduler/follow-up.service.ts';
 import { SchedulerService } from '../src/scheduler/scheduler.service.ts';
 import type { BootstrapResult } from '../src/organizations/organization.service.ts';
@@ -17,8 +22,12 @@ let globex: BootstrapResult;
 let clock: Clock;
 const SECRET = 'wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY';
 
+const keyDir = mkdtempSync(join(tmpdir(), 'arca-fleet-keys-'));
+const secretsKey = randomBytes(32);
+
 beforeAll(async () => {
-  h = await startHarness({ ARCA_CP_KEY_PROXY_URL: 'https://kp.example.test', ARCA_CP_SCHEDULER_TICK_SECONDS: '3600' });
+  writeFileSync(join(keyDir, 'secrets.key'), secretsKey, { mode: 0o600 });
+  h = await startHarness({ ARCA_CP_KEY_PROXY_URL: 'https://kp.example.test', ARCA_CP_SCHEDULER_TICK_SECONDS: '3600', ARCA_CP_SECRETS_KEY_FILE: join(keyDir, 'secrets.key') });
   acme = await h.bootstrap('acme');
   globex = await h.bootstrap('globex');
   clock = h.cp.app.get<Clock>(CLOCK);
@@ -26,6 +35,7 @@ beforeAll(async () => {
 afterAll(async () => {
   vi.restoreAllMocks();
   await h?.close();
+  rmSync(keyDir, { recursive: true, force: true });
 });
 
 // The due-policy lookup runs on the database's clock, the scheduler's re-check on the injectable
@@ -92,6 +102,32 @@ describe('stores', () => {
     expect(on.errors).toBeUndefined();
     const off = await h.gql(acme.token, 'mutation($i: UpdateStoreInput!) { updateStore(input: $i) { immutable } }', { i: { id: s.id, immutable: false } });
     expect(codesOf(off)).toEqual(['INVALID_INPUT']);
+  });
+
+  it('seals credentials (bound to the store), never returns or logs them, rotates and clears them', async () => {
+    const agentId = await agent(acme.orgId, {});
+    const r = await h.gql<{ createStore: { id: string; hasCredentials: boolean } }>(acme.token, CREATE_STORE, {
+      i: { name: 's3-main', kind: 's3', url: 's3://backups/arca', credentials: { accessKeyId: 'AKIAEXAMPLE', secretAccessKey: SECRET }, initAgentId: agentId },
+    });
+    expect(r.errors).toBeUndefined();
+    const id = r.data!.createStore.id;
+    expect(r.data!.createStore.hasCredentials).toBe(true);
+    const [row] = await h.scratch.owner`SELECT credentials_sealed FROM stores WHERE id = ${id}`;
+    const sealed = Buffer.from(row!.credentials_sealed as Uint8Array);
+    expect(sealed.toString('latin1')).not.toContain(SECRET);
+    const box = new SecretBox(secretsKey);
+    expect(JSON.parse(box.open(sealed, credentialsAad(acme.orgId, id)).toString())).toEqual({ accessKeyId: 'AKIAEXAMPLE', secretAccessKey: SECRET });
+    // bound to its store: the same bytes do not open as another store's
+    expect(() => box.open(sealed, credentialsAad(acme.orgId, randomUUID()))).toThrow();
+    const upd = 'mutation($i: UpdateStoreInput!) { updateStore(input: $i) { hasCredentials } }';
+    const rotated = await h.gql<{ updateStore: { hasCredentials: boolean } }>(acme.token, upd, { i: { id, credentials: { accessKeyId: 'AKIANEW', secretAccessKey: `${SECRET}-2` } } });
+    expect(rotated.data!.updateStore.hasCredentials).toBe(true);
+    const cleared = await h.gql<{ updateStore: { hasCredentials: boolean } }>(acme.token, upd, { i: { id, clearCredentials: true } });
+    expect(cleared.data!.updateStore.hasCredentials).toBe(false);
+    const audit = await h.gql<{ auditEvents: unknown }>(acme.token, '{ auditEvents(first: 20, filter: { actions: ["store.created", "store.updated"] }) { edges { node { payload } } } }');
+    expect(JSON.stringify(audit.data)).toContain('"credentials":"rotated"');
+    expect(JSON.stringify(audit.data)).not.toContain(SECRET);
+    expect(h.logs.join('')).not.toContain(SECRET);
   });
 
   it('is invisible to another tenant', async () => {

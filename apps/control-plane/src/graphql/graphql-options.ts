@@ -68,6 +68,9 @@ export function graphqlOptions(config: ControlPlaneConfig, logger: Logger): Merc
       ],
     },
     context: (request, reply) => ({ req: request, reply }),
+    // subscriptions (jobProgress) over WebSocket: the upgrade request authenticates, like any
+    // other request, and the permission guard runs on subscribe
+    subscription: { context: (_socket, request) => ({ req: request }) },
     errorFormatter: createGraphqlErrorFormatter(logger) as unknown as MercuriusDriverConfig['errorFormatter'],
   };
 }
