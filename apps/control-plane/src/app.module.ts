@@ -43,6 +43,7 @@ import { ResourceResolver } from './resources/resource.resolver.ts';
 import { ResourceService } from './resources/resource.service.ts';
 import { CLOCK } from './scheduler/clock.ts';
 import { FollowUpService } from './scheduler/follow-up.service.ts';
+import { JobAnnouncer } from './scheduler/job-announcer.ts';
 import { SchedulerJobs } from './scheduler/scheduler-jobs.ts';
 import { SCHEDULER_LOGGER, SchedulerService } from './scheduler/scheduler.service.ts';
 import { SnapshotResolver } from './snapshots/snapshot.resolver.ts';
@@ -117,6 +118,7 @@ export class AppModule {
         PolicyService,
         PolicyResolver,
         SchedulerJobs,
+        JobAnnouncer,
         SchedulerService,
         FollowUpService,
         JobQueryService,

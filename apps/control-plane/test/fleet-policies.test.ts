@@ -10,6 +10,7 @@ import { CLOCK, type Clock } from '../src/scheduler/clock.ts';
 import { SecretBox } from '../src/secrets/secret-box.ts';
 import { credentialsAad } from '../src/stores/store-credentials.ts';
 import { FollowUpService } from '../src/scheduler/follow-up.service.ts';
+import { JobEvents } from '../src/jobs/job-events.ts';
 import { SchedulerService } from '../src/scheduler/scheduler.service.ts';
 import type { BootstrapResult } from '../src/organizations/organization.service.ts';
 import { codesOf, startHarness, type Harness } from './support/control-plane-harness.ts';
@@ -306,8 +307,13 @@ describe('jobs GraphQL', () => {
     const storeId = await store(org.token, agentId, 'jobs-store');
     const p = await h.gql<{ createPolicy: { id: string } }>(org.token, CREATE_POLICY, { i: { name: 'nightly', schedule: '0 2 * * *', rpoMinutes: 1440, storeId } });
     await h.gql(org.token, CREATE_RESOURCE, { i: { agentId, name: 'etc', kind: 'path', paths: ['/etc'] } });
+    const announced: string[] = [];
+    const off = h.cp.app.get(JobEvents).onQueued((c) => announced.push(c.jobId));
     const run = await h.gql<{ runPolicyNow: Array<{ id: string; kind: string; status: string }> }>(org.token, 'mutation($p: ID!) { runPolicyNow(policyId: $p) { id kind status } }', { p: p.data!.createPolicy.id });
+    off();
     expect(run.errors).toBeUndefined();
+    // announced to this replica once committed (pollers wake, subscribers see it)
+    expect(announced).toEqual([run.data!.runPolicyNow[0]!.id]);
     expect(run.data!.runPolicyNow.map((j) => [j.kind, j.status])).toEqual([['backup', 'queued']]);
     const again = await h.gql<{ runPolicyNow: unknown[] }>(org.token, 'mutation($p: ID!) { runPolicyNow(policyId: $p) { id } }', { p: p.data!.createPolicy.id });
     expect(again.data!.runPolicyNow).toEqual([]);
@@ -321,6 +327,15 @@ describe('jobs GraphQL', () => {
     const cancelled = await h.gql<{ cancelJob: { status: string } }>(org.token, 'mutation($id: ID!) { cancelJob(id: $id) { status } }', { id: run.data!.runPolicyNow[0]!.id });
     expect(cancelled.data!.cancelJob.status).toBe('cancelled');
     expect(codesOf(await h.gql(globex.token, 'query($id: ID!) { job(id: $id) { id } }', { id: run.data!.runPolicyNow[0]!.id }))).toEqual(['NOT_FOUND']);
+    // cancelling a queued init job fails its store (through the completion event and follow-ups)
+    const initJob = list.data!.jobs.edges.length === 2 ? await h.gql<{ jobs: { edges: Array<{ node: { id: string } }> } }>(org.token, '{ jobs(filter: { kinds: ["init"] }) { edges { node { id } } } }') : null;
+    await h.gql(org.token, 'mutation($id: ID!) { cancelJob(id: $id) { status } }', { id: initJob!.data!.jobs.edges[0]!.node.id });
+    let status = '';
+    for (let i = 0; i < 50 && status !== 'failed'; i++) {
+      status = (await h.gql<{ store: { status: string } }>(org.token, 'query($id: ID!) { store(id: $id) { status } }', { id: storeId })).data!.store.status;
+      if (status !== 'failed') await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(status).toBe('failed');
   });
 });
 

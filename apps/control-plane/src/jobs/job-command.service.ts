@@ -11,7 +11,9 @@ import { notFound, parseInput } from '../errors/input-validation.ts';
 import { effectivePolicy } from '../policies/effective-policy.ts';
 import { candidate, PolicyService } from '../policies/policy.service.ts';
 import { ResourceService } from '../resources/resource.service.ts';
+import { JobAnnouncer } from '../scheduler/job-announcer.ts';
 import { backupSpec, SchedulerJobs } from '../scheduler/scheduler-jobs.ts';
+import { JobEvents } from './job-events.ts';
 import { jobLabels, withLabels } from './job-labels.ts';
 import { toJob } from './job-query.service.ts';
 import type { Job, StartCheckInput, StartRestoreInput } from './job.types.ts';
@@ -38,14 +40,18 @@ export class JobCommandService {
   private readonly access: AccessService;
   private readonly audit: AuditLogService;
   private readonly writer: SchedulerJobs;
+  private readonly announcer: JobAnnouncer;
+  private readonly events: JobEvents;
   private readonly resources: ResourceService;
   private readonly policies: PolicyService;
 
-  constructor(@Inject(DATABASE) db: Database, access: AccessService, audit: AuditLogService, writer: SchedulerJobs, resources: ResourceService, policiesService: PolicyService) {
+  constructor(@Inject(DATABASE) db: Database, access: AccessService, audit: AuditLogService, writer: SchedulerJobs, resources: ResourceService, policiesService: PolicyService, announcer: JobAnnouncer, events: JobEvents) {
     this.db = db;
     this.access = access;
     this.audit = audit;
     this.writer = writer;
+    this.announcer = announcer;
+    this.events = events;
     this.resources = resources;
     this.policies = policiesService;
   }
@@ -55,7 +61,7 @@ export class JobCommandService {
     this.access.require(principal, 'create', 'Job', undefined, requestId);
     parseInput(uuid, policyId);
     if (resourceId != null) parseInput(uuid, resourceId);
-    return this.db.withTenant(principal.orgId, async (tx) => {
+    return this.announcer.run(principal.orgId, async (tx) => {
       const [policy] = await tx.select().from(policies).where(and(eq(policies.orgId, principal.orgId), eq(policies.id, policyId)));
       if (policy == null) throw notFound('the policy');
       const candidates = (await this.policies.enabledPolicies(tx, principal.orgId)).map(candidate);
@@ -87,7 +93,7 @@ export class JobCommandService {
   async startRestore(principal: Principal, input: StartRestoreInput, requestId: string): Promise<Job> {
     this.access.require(principal, 'create', 'Job', undefined, requestId);
     const data = parseInput(restoreSchema, stripNulls(input));
-    return this.db.withTenant(principal.orgId, async (tx) => {
+    return this.announcer.run(principal.orgId, async (tx) => {
       const store = await this.requireStore(tx, principal, data.storeId, 'read', requestId);
       this.access.require(principal, 'create', 'Job', [store], requestId);
       await this.requireAgent(tx, principal.orgId, data.targetAgentId, 'targetAgentId');
@@ -108,7 +114,7 @@ export class JobCommandService {
   async startCheck(principal: Principal, input: StartCheckInput, requestId: string): Promise<Job> {
     this.access.require(principal, 'create', 'Job', undefined, requestId);
     const data = parseInput(checkSchema, stripNulls(input));
-    return this.db.withTenant(principal.orgId, async (tx) => {
+    return this.announcer.run(principal.orgId, async (tx) => {
       const store = await this.requireStore(tx, principal, data.storeId, 'read', requestId);
       this.access.require(principal, 'create', 'Job', [store], requestId);
       if (store.status !== 'ready') throw new ControlPlaneError(ControlPlaneErrorCode.Conflict, `the store is ${store.status}: it can be checked once its init job succeeded`);
@@ -128,13 +134,15 @@ export class JobCommandService {
   async cancel(principal: Principal, id: string, requestId: string): Promise<Job> {
     this.access.require(principal, 'update', 'Job', undefined, requestId);
     parseInput(uuid, id);
-    return this.db.withTenant(principal.orgId, async (tx) => {
+    let cancelledQueued: { agentId: string } | null = null;
+    const result = await this.announcer.run(principal.orgId, async (tx) => {
       const [job] = await tx.select().from(jobs).where(and(eq(jobs.orgId, principal.orgId), eq(jobs.id, id))).for('update');
       if (job == null) throw notFound('the job');
       this.access.require(principal, 'update', 'Job', withLabels([job], await jobLabels(tx, principal.orgId, [job])), requestId);
       if (!['queued', 'leased', 'running'].includes(job.status)) return toJob(job);
       const now = new Date();
       const change = job.status === 'queued' ? { status: 'cancelled' as const, finishedAt: now, cancelRequested: true, updatedAt: now } : { cancelRequested: true, updatedAt: now };
+      if (job.status === 'queued') cancelledQueued = { agentId: job.agentId };
       const [row] = await tx.update(jobs).set(change).where(and(eq(jobs.orgId, principal.orgId), eq(jobs.id, id))).returning();
       await tx.insert(jobEvents).values({
         orgId: principal.orgId, jobId: id,
@@ -144,6 +152,10 @@ export class JobCommandService {
       await this.audit.append(tx, principal.orgId, { actor: principal.actor, action: 'job.cancelled', target: `job:${id}`, payload: { kind: job.kind, status: job.status, ...authOf(principal) }, requestId });
       return toJob(row!);
     });
+    // a queued job ends here: follow-ups (a cancelled init fails its store) and subscribers learn it
+    const ended = cancelledQueued as { agentId: string } | null;
+    if (ended != null) this.events.emitCompleted({ orgId: principal.orgId, jobId: id, agentId: ended.agentId, status: 'cancelled' });
+    return result;
   }
 
   private async requireStore(tx: TenantTx, principal: Principal, id: string, action: 'read', requestId: string) {

@@ -5,6 +5,7 @@ import { jobs, policies, snapshots, stores, type Database, type JobRow, type Ten
 import { DATABASE } from '../database/database.tokens.ts';
 import { StoreService } from '../stores/store.service.ts';
 import { CLOCK, type Clock } from './clock.ts';
+import { JobAnnouncer } from './job-announcer.ts';
 import { resourceTag, SCHEDULER_ACTOR, SchedulerJobs } from './scheduler-jobs.ts';
 import { SCHEDULER_LOGGER } from './scheduler.service.ts';
 import { followUpKinds } from './slot-planning.ts';
@@ -20,13 +21,15 @@ import { followUpKinds } from './slot-planning.ts';
 export class FollowUpService {
   private readonly db: Database;
   private readonly writer: SchedulerJobs;
+  private readonly announcer: JobAnnouncer;
   private readonly storesService: StoreService;
   private readonly clock: Clock;
   private readonly logger: Logger;
 
-  constructor(@Inject(DATABASE) db: Database, writer: SchedulerJobs, storesService: StoreService, @Inject(CLOCK) clock: Clock, @Inject(SCHEDULER_LOGGER) logger: Logger) {
+  constructor(@Inject(DATABASE) db: Database, writer: SchedulerJobs, announcer: JobAnnouncer, storesService: StoreService, @Inject(CLOCK) clock: Clock, @Inject(SCHEDULER_LOGGER) logger: Logger) {
     this.db = db;
     this.writer = writer;
+    this.announcer = announcer;
     this.storesService = storesService;
     this.clock = clock;
     this.logger = logger;
@@ -48,7 +51,7 @@ export class FollowUpService {
       return [];
     }
     if (job.kind !== 'backup' || job.status !== 'succeeded' || job.policyId == null || job.resourceId == null) return [];
-    return this.db.withTenant(orgId, (tx) => this.queueFollowUps(tx, orgId, job, job.storeId!));
+    return this.announcer.run(orgId, (tx) => this.queueFollowUps(tx, orgId, job, job.storeId!));
   }
 
   private async queueFollowUps(tx: TenantTx, orgId: string, job: JobRow, storeId: string): Promise<string[]> {

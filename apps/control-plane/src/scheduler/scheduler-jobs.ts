@@ -14,6 +14,16 @@ import type { ResourceSpec } from '../resources/resource-input.ts';
  */
 @Injectable()
 export class SchedulerJobs {
+  /** jobs queued in each open transaction, for JobAnnouncer to announce once it committed */
+  private readonly queuedIn = new WeakMap<TenantTx, QueuedJob[]>();
+
+  /** The jobs `tx` queued so far (and forgets them). */
+  takeQueued(tx: TenantTx): QueuedJob[] {
+    const list = this.queuedIn.get(tx) ?? [];
+    this.queuedIn.delete(tx);
+    return list;
+  }
+
   /** true when the job was created (false: that slot already has its job) */
   async enqueueBackup(tx: TenantTx, orgId: string, policy: PolicyRow, resource: ResourceRow, scheduledFor: Date, coalescedSlots: number): Promise<boolean> {
     const id = await this.enqueue(tx, orgId, {
@@ -33,6 +43,9 @@ export class SchedulerJobs {
     }).onConflictDoNothing().returning({ id: jobs.id });
     if (inserted.length === 0) return null;
     await tx.insert(jobEvents).values({ orgId, jobId: id, seq: 1, kind: 'queued', level: 'info', message, data });
+    let list = this.queuedIn.get(tx);
+    if (list == null) this.queuedIn.set(tx, list = []);
+    list.push({ orgId, jobId: id, agentId: job.agentId });
     await tx.execute(sql`SELECT pg_notify('arca_jobs', ${`${orgId}:${job.agentId}`})`);
     return id;
   }
@@ -52,6 +65,12 @@ export class SchedulerJobs {
 
 /** `requested_by` of scheduled runs and follow-ups */
 export const SCHEDULER_ACTOR = 'scheduler';
+
+export interface QueuedJob {
+  orgId: string;
+  jobId: string;
+  agentId: string;
+}
 
 export interface NewJob {
   kind: JobKind;

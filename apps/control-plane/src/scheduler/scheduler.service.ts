@@ -8,6 +8,7 @@ import { effectivePolicy } from '../policies/effective-policy.ts';
 import { candidate, PolicyService } from '../policies/policy.service.ts';
 import { ResourceService } from '../resources/resource.service.ts';
 import { CLOCK, type Clock } from './clock.ts';
+import { JobAnnouncer } from './job-announcer.ts';
 import { SchedulerJobs } from './scheduler-jobs.ts';
 import { planSlot } from './slot-planning.ts';
 
@@ -40,6 +41,7 @@ export class SchedulerService implements OnApplicationShutdown {
   private readonly resources: ResourceService;
   private readonly policies: PolicyService;
   private readonly writer: SchedulerJobs;
+  private readonly announcer: JobAnnouncer;
   private readonly tickMs: number;
   private readonly logger: Logger;
   private timer: NodeJS.Timeout | null = null;
@@ -47,7 +49,7 @@ export class SchedulerService implements OnApplicationShutdown {
   private stopped = false;
 
   constructor(
-    @Inject(DATABASE) db: Database, @Inject(CLOCK) clock: Clock, resources: ResourceService, policiesService: PolicyService, writer: SchedulerJobs,
+    @Inject(DATABASE) db: Database, @Inject(CLOCK) clock: Clock, resources: ResourceService, policiesService: PolicyService, writer: SchedulerJobs, announcer: JobAnnouncer,
     @Inject(CONFIG) config: ControlPlaneConfig, @Inject(SCHEDULER_LOGGER) logger: Logger,
   ) {
     this.db = db;
@@ -55,6 +57,7 @@ export class SchedulerService implements OnApplicationShutdown {
     this.resources = resources;
     this.policies = policiesService;
     this.writer = writer;
+    this.announcer = announcer;
     this.tickMs = config.scheduler.tickMs;
     this.logger = logger;
   }
@@ -91,7 +94,7 @@ export class SchedulerService implements OnApplicationShutdown {
     const result: TickResult = { policies: 0, jobsCreated: 0, skipped: 0 };
     for (const { orgId, policyId } of due) {
       try {
-        const outcome = await this.db.withTenant(orgId, (tx) => this.runPolicy(tx, orgId, policyId, now));
+        const outcome = await this.announcer.run(orgId, (tx) => this.runPolicy(tx, orgId, policyId, now));
         if (outcome == null) continue;
         result.policies++;
         result.jobsCreated += outcome.created;

@@ -11,6 +11,7 @@ import { CONFIG, DATABASE } from '../database/database.tokens.ts';
 import { ControlPlaneError, ControlPlaneErrorCode } from '../errors/control-plane-error.ts';
 import { conflictAs, notFound, parseInput } from '../errors/input-validation.ts';
 import { labelPairs, labelsFromPairs, type Labels } from '../policies/label-selector.ts';
+import { JobAnnouncer } from '../scheduler/job-announcer.ts';
 import { StoreCredentialsSealer } from './store-credentials.ts';
 import { createStoreSchema, updateStoreSchema } from './store-input.ts';
 import { StoreJobs } from './store-jobs.ts';
@@ -28,14 +29,16 @@ export class StoreService {
   private readonly audit: AuditLogService;
   private readonly sealer: StoreCredentialsSealer;
   private readonly jobs: StoreJobs;
+  private readonly announcer: JobAnnouncer;
   private readonly defaultKeyProxyUrl: string | null;
 
-  constructor(@Inject(DATABASE) db: Database, access: AccessService, audit: AuditLogService, sealer: StoreCredentialsSealer, jobs: StoreJobs, @Inject(CONFIG) config: ControlPlaneConfig) {
+  constructor(@Inject(DATABASE) db: Database, access: AccessService, audit: AuditLogService, sealer: StoreCredentialsSealer, jobs: StoreJobs, announcer: JobAnnouncer, @Inject(CONFIG) config: ControlPlaneConfig) {
     this.db = db;
     this.access = access;
     this.audit = audit;
     this.sealer = sealer;
     this.jobs = jobs;
+    this.announcer = announcer;
     this.defaultKeyProxyUrl = config.keyProxyUrl;
   }
 
@@ -60,7 +63,7 @@ export class StoreService {
       throw new ControlPlaneError(ControlPlaneErrorCode.InvalidInput, `invalid input: keyProxyUrl: ${message}`, { fields: [{ path: 'keyProxyUrl', message }] });
     }
     this.access.require(principal, 'create', 'Store', [{ labels: data.labels }], requestId);
-    return this.db.withTenant(principal.orgId, async (tx) => {
+    return this.announcer.run(principal.orgId, async (tx) => {
       const [agent] = await tx.select({ id: agents.id, status: agents.status }).from(agents).where(and(eq(agents.orgId, principal.orgId), eq(agents.id, data.initAgentId)));
       if (agent == null || agent.status !== 'active') {
         const message = agent == null ? 'no such agent in your organization: enroll one first' : `the agent is ${agent.status}: choose an active agent`;
