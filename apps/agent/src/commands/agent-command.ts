@@ -8,6 +8,7 @@ import { examples, type CliApp } from '../cli/command.ts';
 import type { CliContext } from '../cli/context.ts';
 import { CliError } from '../cli/errors.ts';
 import { agentKeyFile, readAgentIdentity } from '../cli/key-proxy-options.ts';
+import { registerAgentDaemonCommands } from './agent-daemon-command.ts';
 
 /**
  * `arca agent`: the agent's own Ed25519 identity for managed stores. The private key never leaves
@@ -15,7 +16,7 @@ import { agentKeyFile, readAgentIdentity } from '../cli/key-proxy-options.ts';
  * a key custodian approves (strict mode).
  */
 export function registerAgentCommand(program: Command, app: CliApp): void {
-  const agent = program.command('agent').description('this agent\'s identity for stores managed by a key proxy');
+  const agent = program.command('agent').description('this agent\'s identity for managed stores, and the managed agent daemon (enroll, run)');
   examples(agent, ['arca agent keygen --out /etc/arca/agent.pem', 'arca agent show-key --agent-key /etc/arca/agent.pem']);
 
   const keygen = agent
@@ -52,6 +53,8 @@ In strict mode a key custodian approves it for each store with
       }),
     );
   examples(showKey, ['arca agent show-key --agent-key /etc/arca/agent.pem', 'ARCA_AGENT_KEY_FILE=/etc/arca/agent.pem arca agent show-key --json']);
+
+  registerAgentDaemonCommands(agent, app);
 }
 
 function printIdentity(ctx: CliContext, file: string, identity: AgentIdentity, created: boolean): void {
@@ -79,7 +82,7 @@ function printIdentity(ctx: CliContext, file: string, identity: AgentIdentity, c
  * file: write a temporary file next to it, then hard-link it into place (link fails if the
  * target exists). File systems without hard links get an exclusive create instead.
  */
-async function writeNewPrivateFile(file: string, content: string): Promise<void> {
+export async function writeNewPrivateFile(file: string, content: string): Promise<void> {
   const exists = () =>
     new CliError('AGENT_KEY_EXISTS', `${file} already exists`, {
       hint: 'keep using it, or choose another --out; replacing an agent key makes the tokens bound to it useless',

@@ -144,11 +144,11 @@ function retryAfterMs(value: string | undefined): number | undefined {
 
 export class KeyProxyClient {
   readonly url: string;
-  private readonly token: string;
+  private token: string;
   private readonly identity: AgentIdentity;
   private readonly retryBudgetMs: number;
   private readonly requestTimeoutMs: number;
-  private readonly tokenInfo: JobTokenInfo | undefined;
+  private tokenInfo: JobTokenInfo | undefined;
   private readonly httpModule: typeof http | typeof https;
   /** keep-alive connections, reused across requests (node:http costs about half of fetch per request) */
   private readonly agent: http.Agent;
@@ -167,6 +167,19 @@ export class KeyProxyClient {
     } catch {
       this.tokenInfo = undefined; // the proxy will say what is wrong with it
     }
+  }
+
+  /**
+   * Use a fresh job token for later requests (the agent daemon refreshes a long job's token before
+   * it expires). It must be for the same store: keys already issued stay valid.
+   */
+  setToken(token: string): void {
+    const info = decodeJobToken(token);
+    if (this.tokenInfo && info.store !== this.tokenInfo.store) {
+      throw new ArcaError(ArcaErrorCode.InvalidArgument, `the new job token is for store ${info.store}, not ${this.tokenInfo.store}`);
+    }
+    this.token = token;
+    this.tokenInfo = info;
   }
 
   /** Close the kept-alive connections. */

@@ -147,6 +147,11 @@ export class RemoteKeyProvider implements KeyProvider {
     return this.client.url;
   }
 
+  /** Send later requests with a fresh job token for the same store (see KeyProxyClient.setToken). */
+  setToken(token: string): void {
+    this.client.setToken(token);
+  }
+
   async blobKeys(ids: readonly Buffer[], purpose: KeyPurpose): Promise<Buffer[]> {
     return this.getKeys(
       ids.map((id) => {
