@@ -5,6 +5,16 @@ import type { MercuriusDriverConfig } from '@nestjs/mercurius';
 import type { Database } from '@arca/db';
 import type { Logger } from 'pino';
 import { AccessService } from './access/access.service.ts';
+import { AgentApiController } from './agent-api/agent-api.controller.ts';
+import { AGENT_API_LOGGER, AgentAuthenticator } from './agent-api/agent-authenticator.service.ts';
+import { AgentDirectory } from './agent-api/agent-directory.ts';
+import { HeartbeatWriter } from './agent-api/heartbeat-writer.ts';
+import { JobAccessService } from './agent-api/job-access.service.ts';
+import { LeaseRecheck } from './agent-api/lease-recheck.service.ts';
+import { AgentResolver } from './agents/agent.resolver.ts';
+import { AgentService } from './agents/agent.service.ts';
+import { EnrollmentService } from './enrollment/enrollment.service.ts';
+import { EnrollmentTokenService } from './enrollment/enrollment-token.service.ts';
 import { DenialAuditInterceptor } from './access/denial-audit.interceptor.ts';
 import { AuditLogService } from './audit/audit-log.service.ts';
 import { AuditQueryService } from './audit/audit-query.service.ts';
@@ -78,7 +88,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [GraphQLModule.forRoot<MercuriusDriverConfig>(graphqlOptions(options.config, options.logger))],
-      controllers: [HealthController, KeyProxyIngestController, AuthController, JwksController],
+      controllers: [HealthController, KeyProxyIngestController, AuthController, JwksController, AgentApiController],
       providers: [
         { provide: CONFIG, useValue: options.config },
         { provide: DATABASE, useValue: options.db },
@@ -136,6 +146,17 @@ export class AppModule {
         { provide: SWEEPER_LOGGER, useValue: options.logger.child({ component: 'lease-sweeper' }) },
         LeaseSweeper,
         JobTokenIssuer,
+        // agents: enrollment, the agent API (/agent/v1) and the agents GraphQL
+        { provide: AGENT_API_LOGGER, useValue: options.logger.child({ component: 'agent-api' }) },
+        AgentDirectory,
+        AgentAuthenticator,
+        HeartbeatWriter,
+        LeaseRecheck,
+        JobAccessService,
+        EnrollmentService,
+        EnrollmentTokenService,
+        AgentService,
+        AgentResolver,
       ],
     };
   }

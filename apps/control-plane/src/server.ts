@@ -13,6 +13,7 @@ import { Lifecycle } from './ops/lifecycle.ts';
 import { MetricsService } from './ops/metrics.service.ts';
 import { PinoNestLogger } from './ops/pino-nest-logger.ts';
 import { SchedulerService } from './scheduler/scheduler.service.ts';
+import { LeaseRecheck } from './agent-api/lease-recheck.service.ts';
 import { LeaseSweeper } from './jobs/lease-sweeper.service.ts';
 import { JobEvents } from './jobs/job-events.ts';
 import { FollowUpService } from './scheduler/follow-up.service.ts';
@@ -96,6 +97,8 @@ export async function createControlPlane(options: { config: ControlPlaneConfig; 
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.register({ config, db, logger }), adapter, {
     logger: new PinoNestLogger(logger.child({ component: 'nest' })),
     abortOnError: false,
+    // the agent API's proofs of possession cover the exact body bytes (docs/fleet.md §2)
+    rawBody: true,
   });
   const fastify = app.getHttpAdapter().getInstance();
   const metrics = app.get(MetricsService);
@@ -130,6 +133,7 @@ export async function createControlPlane(options: { config: ControlPlaneConfig; 
       // every replica schedules; started once serving, stopped by app.close (shutdown hook)
       app.get(SchedulerService).start();
       app.get(LeaseSweeper).start();
+      app.get(LeaseRecheck).start();
       const address = fastify.server.address();
       const port = typeof address === 'object' && address != null ? address.port : config.port;
       controlPlane.url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;

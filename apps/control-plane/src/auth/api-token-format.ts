@@ -14,7 +14,9 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 export const API_TOKEN_PREFIX = 'arca_pat_';
 export const SESSION_PREFIX = 'arca_ses_';
 export const INVITATION_PREFIX = 'arca_inv_';
-type OpaquePrefix = typeof API_TOKEN_PREFIX | typeof SESSION_PREFIX | typeof INVITATION_PREFIX;
+/** Agent enrollment tokens (docs/fleet.md §2); the same value as ENROLLMENT_TOKEN_PREFIX of @arca/contracts. */
+export const ENROLLMENT_PREFIX = 'arca_enr_';
+type OpaquePrefix = typeof API_TOKEN_PREFIX | typeof SESSION_PREFIX | typeof INVITATION_PREFIX | typeof ENROLLMENT_PREFIX;
 const BODY = /^[A-Za-z0-9_-]{86}$/;
 
 export interface ParsedApiToken {
@@ -58,11 +60,11 @@ export function secretMatches(secret: Buffer, storedHash: Buffer): boolean {
   return storedHash.length === presented.length && timingSafeEqual(presented, storedHash);
 }
 
-function uuidBytes(uuid: string): Buffer {
+export function uuidBytes(uuid: string): Buffer {
   return Buffer.from(uuid.replace(/-/g, ''), 'hex');
 }
 
-function uuidString(bytes: Buffer): string {
+export function uuidString(bytes: Buffer): string {
   const hex = bytes.toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }

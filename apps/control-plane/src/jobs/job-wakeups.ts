@@ -38,6 +38,18 @@ export class JobWakeups implements OnModuleInit, OnApplicationShutdown {
     for (const set of this.waiters.values()) for (const wake of set) wake();
   }
 
+  /** The agents with a long poll waiting on this replica, by organization (for the batched re-check). */
+  waitingAgents(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const key of this.waiters.keys()) {
+      const [orgId, agentId] = key.split(':') as [string, string];
+      const list = out.get(orgId);
+      if (list == null) out.set(orgId, [agentId]);
+      else list.push(agentId);
+    }
+    return out;
+  }
+
   wake(orgId: string, agentId: string): void {
     this.wakeKey(`${orgId}:${agentId}`);
   }

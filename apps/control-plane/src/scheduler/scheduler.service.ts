@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
-import { and, eq, inArray, lte } from 'drizzle-orm';
+import { and, eq, inArray, lte, ne } from 'drizzle-orm';
 import type { Logger } from 'pino';
-import { jobs, policies, type Database, type JobStatus, type TenantTx } from '@arca/db';
+import { agents, jobs, policies, type Database, type JobStatus, type TenantTx } from '@arca/db';
 import type { ControlPlaneConfig } from '../config/control-plane-config.ts';
 import { CONFIG, DATABASE } from '../database/database.tokens.ts';
 import { effectivePolicy } from '../policies/effective-policy.ts';
@@ -114,7 +114,9 @@ export class SchedulerService implements OnApplicationShutdown {
     // locked by another replica, or already moved on by one, or disabled meanwhile
     if (policy?.nextRunAt == null) return null;
     const candidates = (await this.policies.enabledPolicies(tx, orgId)).map(candidate);
-    const mine = (await this.resources.withLabels(tx, orgId)).filter((r) => effectivePolicy(candidates, r.labels)?.id === policy.id);
+    // agents that are disabled or removed get no new backups (their resources stay, for when they return)
+    const inactive = new Set((await tx.select({ id: agents.id }).from(agents).where(and(eq(agents.orgId, orgId), ne(agents.status, 'active')))).map((a) => a.id));
+    const mine = (await this.resources.withLabels(tx, orgId)).filter((r) => !inactive.has(r.row.agentId) && effectivePolicy(candidates, r.labels)?.id === policy.id);
     const active = mine.length === 0 ? [] : await tx.select({ id: jobs.id, resourceId: jobs.resourceId }).from(jobs)
       .where(and(eq(jobs.orgId, orgId), eq(jobs.kind, 'backup'), inArray(jobs.status, ACTIVE), inArray(jobs.resourceId, mine.map((r) => r.row.id))));
     const activeByResource = new Map(active.map((j) => [j.resourceId!, j.id]));
