@@ -3,7 +3,10 @@ import { RequirePermission } from '../access/require-permission.decorator.ts';
 import type { Principal } from '../auth/principal.ts';
 import { Caller, RequestId } from '../auth/request-context.ts';
 import { EnrollmentTokenService } from '../enrollment/enrollment-token.service.ts';
-import { Agent, AgentConnection, AgentFilter, CreatedEnrollmentToken, CreateEnrollmentTokenInput, EnrollmentToken, RekeyAgentInput, UpdateAgentLabelsInput } from './agent.types.ts';
+import {
+  Agent, AgentConnection, AgentFilter, CreatedEnrollmentToken, CreateEnrollmentTokenInput, EnrollmentToken, EnrollmentTokenConnection, EnrollmentTokenFilter, RekeyAgentInput,
+  UpdateAgentLabelsInput,
+} from './agent.types.ts';
 import { AgentService } from './agent.service.ts';
 
 @Resolver(() => Agent)
@@ -63,10 +66,15 @@ export class AgentResolver {
     return this.service.rekey(caller, input, requestId);
   }
 
-  @Query(() => [EnrollmentToken], { description: 'Enrollment tokens, newest first (never their secrets)' })
+  @Query(() => EnrollmentTokenConnection, { description: 'Enrollment tokens, newest first (never their secrets)' })
   @RequirePermission('read', 'Agent')
-  enrollmentTokens(@Caller() caller: Principal): Promise<EnrollmentToken[]> {
-    return this.tokens.list(caller);
+  enrollmentTokens(
+    @Caller() caller: Principal,
+    @Args('first', { type: () => Int, nullable: true }) first?: number,
+    @Args('after', { nullable: true }) after?: string,
+    @Args('filter', { type: () => EnrollmentTokenFilter, nullable: true }) filter?: EnrollmentTokenFilter,
+  ): Promise<EnrollmentTokenConnection> {
+    return this.tokens.list(caller, { ...(first != null ? { first } : {}), ...(after != null ? { after } : {}), ...(filter != null ? { filter } : {}) });
   }
 
   @Mutation(() => CreatedEnrollmentToken, { description: 'A token for `arca agent enroll`; the secret is in this answer only' })

@@ -14,15 +14,19 @@ import { conflictAs, notFound, parseInput } from '../errors/input-validation.ts'
 import { decodeCursor, encodeCursor, pageSize, toConnection } from '../graphql/relay-pagination.ts';
 import { JobQueueService } from '../jobs/job-queue.service.ts';
 import { labelPairs, labelsFromPairs, labelsSchema, type Labels } from '../policies/label-selector.ts';
+import { visiblePage } from './visible-page.ts';
 import type { Agent, AgentConnection, AgentFilter, RekeyAgentInput, UpdateAgentLabelsInput } from './agent.types.ts';
 
 const uuid = z.uuid('must be an ID');
 const filterSchema = z.object({
-  statuses: z.array(z.enum(['active', 'disabled', 'removed'], 'a status is "active", "disabled" or "removed"')).max(3).optional(),
-  online: z.boolean().optional(),
+  statuses: z.array(z.enum(['active', 'disabled', 'removed'], 'a status is "active", "disabled" or "removed"')).max(3).nullish(),
+  online: z.boolean().nullish(),
   labels: labelsSchema.optional(),
 });
 const cursorSchema = z.tuple([z.string(), z.uuid()]);
+// cursors carry JavaScript's millisecond times; rows are compared at that precision, or the row a
+// cursor names (created at .123456) would sort after its own cursor (.123) and come back again
+const createdMs = sql`date_trunc('milliseconds', ${agents.createdAt})`;
 
 /**
  * Agents as people manage them (docs/fleet.md §2): the fleet list with online state, labels, and
@@ -53,15 +57,14 @@ export class AgentService {
     const limit = pageSize(args.first);
     const f = parseInput(filterSchema, { ...args.filter, labels: labelsFromPairs(args.filter?.labels) });
     const after = args.after == null ? null : decodeCursor(args.after, cursorSchema);
-    const onlineSince = new Date(Date.now() - this.offlineAfterMs);
-    const rows = await this.db.readTenant(principal.orgId, (tx) => tx.select().from(agents).where(and(
+    const onlineSince = new Date(Date.now() - this.offlineAfterMs).toISOString();
+    const visible = await this.db.readTenant(principal.orgId, (tx) => visiblePage(limit, after, (position, count) => tx.select().from(agents).where(and(
       eq(agents.orgId, principal.orgId),
       f.statuses == null ? undefined : inArray(agents.status, f.statuses),
-      f.online == null ? undefined : f.online ? sql`${agents.lastSeenAt} >= ${onlineSince}` : sql`(${agents.lastSeenAt} IS NULL OR ${agents.lastSeenAt} < ${onlineSince})`,
+      f.online == null ? undefined : f.online ? sql`${agents.lastSeenAt} >= ${onlineSince}::timestamptz` : sql`(${agents.lastSeenAt} IS NULL OR ${agents.lastSeenAt} < ${onlineSince}::timestamptz)`,
       f.labels == null ? undefined : sql`${agents.labels} @> ${JSON.stringify(f.labels)}::jsonb`,
-      after == null ? undefined : sql`(${agents.createdAt}, ${agents.id}) > (${after[0]}::timestamptz, ${after[1]}::uuid)`,
-    )).orderBy(asc(agents.createdAt), asc(agents.id)).limit(limit + 1));
-    const visible = this.access.filter(principal, 'read', 'Agent', rows);
+      position == null ? undefined : sql`(${createdMs}, ${agents.id}) > (${position[0]}::timestamptz, ${position[1]}::uuid)`,
+    )).orderBy(asc(createdMs), asc(agents.id)).limit(count), (row): [string, string] => [row.createdAt.toISOString(), row.id], (rows) => this.access.filter(principal, 'read', 'Agent', rows)));
     return toConnection(visible, limit, after != null, (row) => encodeCursor([row.createdAt.toISOString(), row.id]), (row, cursor) => ({ cursor, node: this.toAgent(row) }));
   }
 

@@ -144,6 +144,32 @@ export class EnrollmentToken {
 }
 
 @ObjectType()
+@TypePermission('read', 'Agent')
+export class EnrollmentTokenEdge {
+  @Field()
+  cursor!: string;
+
+  @Field(() => EnrollmentToken)
+  node!: EnrollmentToken;
+}
+
+@ObjectType()
+@TypePermission('read', 'Agent')
+export class EnrollmentTokenConnection {
+  @Field(() => [EnrollmentTokenEdge])
+  edges!: EnrollmentTokenEdge[];
+
+  @Field(() => PageInfo)
+  pageInfo!: PageInfo;
+}
+
+@InputType()
+export class EnrollmentTokenFilter {
+  @Field(() => [String], { nullable: true, description: 'any of "active", "expired", "used-up", "revoked"' })
+  statuses?: string[];
+}
+
+@ObjectType()
 @TypePermission('create', 'Agent')
 export class CreatedEnrollmentToken {
   @Field({ description: 'arca_enr_… — shown once: give it to `arca agent enroll --token`' })

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { and, desc, eq, isNull, sql } from 'drizzle-orm';
+import { and, desc, eq, isNull, or, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { enrollmentTokens, type Database, type EnrollmentTokenRow } from '@arca/db';
 import { AccessService } from '../access/access.service.ts';
@@ -9,8 +9,17 @@ import { authOf, type Principal } from '../auth/principal.ts';
 import { DATABASE } from '../database/database.tokens.ts';
 import { notFound, parseInput } from '../errors/input-validation.ts';
 import { labelPairs, labelsFromPairs, labelsSchema, type Labels } from '../policies/label-selector.ts';
-import type { CreatedEnrollmentToken, CreateEnrollmentTokenInput, EnrollmentToken } from '../agents/agent.types.ts';
+import type { CreatedEnrollmentToken, CreateEnrollmentTokenInput, EnrollmentToken, EnrollmentTokenConnection, EnrollmentTokenFilter } from '../agents/agent.types.ts';
+import { visiblePage } from '../agents/visible-page.ts';
+import { decodeCursor, encodeCursor, pageSize, toConnection } from '../graphql/relay-pagination.ts';
 import { newEnrollmentToken } from './enrollment-token-format.ts';
+
+const filterSchema = z.object({
+  statuses: z.array(z.enum(['active', 'expired', 'used-up', 'revoked'], 'a status is "active", "expired", "used-up" or "revoked"')).min(1).max(4).nullish(),
+});
+const cursorSchema = z.tuple([z.string(), z.uuid()]);
+// cursors carry millisecond times: compare at that precision (see agents/agent.service.ts)
+const createdMs = sql`date_trunc('milliseconds', ${enrollmentTokens.createdAt})`;
 
 const createSchema = z.object({
   name: z.string().trim().min(1).max(200),
@@ -60,9 +69,21 @@ export class EnrollmentTokenService {
     return { token, enrollmentToken: toEnrollmentToken(row) };
   }
 
-  async list(principal: Principal): Promise<EnrollmentToken[]> {
-    const rows = await this.db.readTenant(principal.orgId, (tx) => tx.select().from(enrollmentTokens).where(eq(enrollmentTokens.orgId, principal.orgId)).orderBy(desc(enrollmentTokens.createdAt)).limit(500));
-    return this.access.filter(principal, 'read', 'Agent', rows).map(toEnrollmentToken);
+  /** Newest first; a label-limited reader sees the tokens for agents inside their perimeter. */
+  async list(principal: Principal, args: { first?: number; after?: string; filter?: EnrollmentTokenFilter }): Promise<EnrollmentTokenConnection> {
+    const limit = pageSize(args.first);
+    const f = parseInput(filterSchema, args.filter ?? {});
+    const after = args.after == null ? null : decodeCursor(args.after, cursorSchema);
+    const t = enrollmentTokens;
+    const byStatus = { revoked: sql`${t.revokedAt} IS NOT NULL`, expired: sql`(${t.revokedAt} IS NULL AND ${t.expiresAt} <= now())`,
+      'used-up': sql`(${t.revokedAt} IS NULL AND ${t.expiresAt} > now() AND ${t.uses} >= ${t.maxUses})`,
+      active: sql`(${t.revokedAt} IS NULL AND ${t.expiresAt} > now() AND ${t.uses} < ${t.maxUses})` };
+    const rows = await this.db.readTenant(principal.orgId, (tx) => visiblePage(limit, after, (position, count) => tx.select().from(t).where(and(
+      eq(t.orgId, principal.orgId),
+      f.statuses == null ? undefined : or(...f.statuses.map((status) => byStatus[status])),
+      position == null ? undefined : sql`(${createdMs}, ${t.id}) < (${position[0]}::timestamptz, ${position[1]}::uuid)`,
+    )).orderBy(desc(createdMs), desc(t.id)).limit(count), (row): [string, string] => [row.createdAt.toISOString(), row.id], (found) => this.access.filter(principal, 'read', 'Agent', found)));
+    return toConnection(rows, limit, after != null, (row) => encodeCursor([row.createdAt.toISOString(), row.id]), (row, cursor) => ({ cursor, node: toEnrollmentToken(row) }));
   }
 
   async revoke(principal: Principal, id: string, requestId: string): Promise<EnrollmentToken> {
