@@ -14,6 +14,7 @@ import { MetricsService } from './ops/metrics.service.ts';
 import { PinoNestLogger } from './ops/pino-nest-logger.ts';
 import { SchedulerService } from './scheduler/scheduler.service.ts';
 import { LeaseRecheck } from './agent-api/lease-recheck.service.ts';
+import { agentApiRouteOptions } from './agent-api/agent-api-routes.ts';
 import { LeaseSweeper } from './jobs/lease-sweeper.service.ts';
 import { JobEvents } from './jobs/job-events.ts';
 import { FollowUpService } from './scheduler/follow-up.service.ts';
@@ -102,6 +103,7 @@ export async function createControlPlane(options: { config: ControlPlaneConfig; 
   });
   const fastify = app.getHttpAdapter().getInstance();
   const metrics = app.get(MetricsService);
+  fastify.addHook('onRoute', agentApiRouteOptions);
   fastify.addHook('onRequest', async (request, reply) => {
     void reply.header('x-request-id', request.id);
   });

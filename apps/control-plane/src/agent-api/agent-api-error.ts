@@ -1,6 +1,6 @@
 import { Catch, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { AgentApiErrorCode } from '@arca/contracts';
+import { AGENT_API_MAX_BODY_BYTES, AgentApiErrorCode } from '@arca/contracts';
 import { ControlPlaneError, ControlPlaneErrorCode } from '../errors/control-plane-error.ts';
 import { LeaseLostError } from '../jobs/job-queue.service.ts';
 import { fromFastifyError } from '../ops/http-error.filter.ts';
@@ -48,7 +48,7 @@ export function toAgentApiError(exception: unknown, requestId: string, logger: P
   if (known != null) {
     switch (known.code) {
       case ControlPlaneErrorCode.PayloadTooLarge:
-        return answer(413, AgentApiErrorCode.TooLarge, known.message);
+        return answer(413, AgentApiErrorCode.TooLarge, `the request body is larger than the agent API accepts (${AGENT_API_MAX_BODY_BYTES} bytes)`);
       case ControlPlaneErrorCode.BadRequest:
       case ControlPlaneErrorCode.InvalidInput:
         return answer(400, AgentApiErrorCode.BadRequest, known.message);

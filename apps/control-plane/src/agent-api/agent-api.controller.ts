@@ -1,4 +1,4 @@
-import { Body, Controller, HttpCode, Inject, Param, Post, Put, Req, Res, UseFilters } from '@nestjs/common';
+import { Body, Controller, HttpCode, Inject, Param, Post, Put, Req, Res, UseFilters, type BeforeApplicationShutdown } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { and, eq } from 'drizzle-orm';
 import type { z } from 'zod';
@@ -15,6 +15,7 @@ import { EnrollmentService } from '../enrollment/enrollment.service.ts';
 import { JobQueueService } from '../jobs/job-queue.service.ts';
 import { JobWakeups } from '../jobs/job-wakeups.ts';
 import { Lifecycle } from '../ops/lifecycle.ts';
+import { MetricsService } from '../ops/metrics.service.ts';
 import { AgentApiError, AgentApiErrorFilter } from './agent-api-error.ts';
 import type { AgentApiRequest } from './agent-authenticator.service.ts';
 import type { AgentIdentityRow } from './agent-directory.ts';
@@ -44,7 +45,7 @@ function jobIdOf(id: string): string {
  */
 @Controller()
 @UseFilters(AgentApiErrorFilter)
-export class AgentApiController {
+export class AgentApiController implements BeforeApplicationShutdown {
   private readonly enrollment: EnrollmentService;
   private readonly heartbeats: HeartbeatWriter;
   private readonly queue: JobQueueService;
@@ -53,8 +54,15 @@ export class AgentApiController {
   private readonly lifecycle: Lifecycle;
   private readonly db: Database;
   private readonly config: ControlPlaneConfig;
+  private readonly metrics: MetricsService;
+  /** aborted when the app stops: waiting long polls answer at once, so shutdown is not held up for up to 30 s */
+  private readonly stopping = new AbortController();
 
-  constructor(enrollment: EnrollmentService, heartbeats: HeartbeatWriter, queue: JobQueueService, wakeups: JobWakeups, access: JobAccessService, lifecycle: Lifecycle, @Inject(DATABASE) db: Database, @Inject(CONFIG) config: ControlPlaneConfig) {
+  constructor(
+    enrollment: EnrollmentService, heartbeats: HeartbeatWriter, queue: JobQueueService, wakeups: JobWakeups, access: JobAccessService, lifecycle: Lifecycle,
+    @Inject(DATABASE) db: Database, @Inject(CONFIG) config: ControlPlaneConfig, metrics: MetricsService,
+  ) {
+    this.metrics = metrics;
     this.enrollment = enrollment;
     this.heartbeats = heartbeats;
     this.queue = queue;
@@ -80,6 +88,7 @@ export class AgentApiController {
     const beat = parseBody(agentHeartbeatRequestSchema, body);
     const { agent } = request;
     this.heartbeats.record(agent.orgId, agent.agentId, beat);
+    this.metrics.agentHeartbeats.inc();
     const cancelJobs = await this.queue.cancelRequested(agent.orgId, agent.agentId, beat.runningJobs);
     return { serverTime: new Date().toISOString(), heartbeatSeconds: this.config.fleet.heartbeatSeconds, cancelJobs };
   }
@@ -106,33 +115,44 @@ export class AgentApiController {
     const { slots, waitSeconds } = parseBody(leaseRequestSchema, body);
     const { agent } = request;
     const deadline = Date.now() + waitSeconds * 1000;
+    // the poll ends early when its connection goes away (it must not lease a job nobody receives) or the app stops
     const gone = new AbortController();
     const onClose = () => {
       if (!reply.raw.writableFinished) gone.abort();
     };
     reply.raw.once('close', onClose);
+    const ended = AbortSignal.any([gone.signal, this.stopping.signal]);
+    this.metrics.agentLongPolls.inc();
     try {
       for (;;) {
-        if (gone.signal.aborted || this.lifecycle.shuttingDown) return { jobs: [] };
+        if (ended.aborted || this.lifecycle.shuttingDown) return { jobs: [] };
         const remaining = deadline - Date.now();
         const round = new AbortController();
         const stopRound = () => round.abort();
-        gone.signal.addEventListener('abort', stopRound, { once: true });
+        ended.addEventListener('abort', stopRound, { once: true });
         try {
           // armed before the look, so a job queued meanwhile wakes this poll
           const woken = remaining > 0 ? this.wakeups.waitFor(agent.orgId, agent.agentId, remaining, round.signal) : null;
           const rows = await this.queue.lease(agent.orgId, agent.agentId, slots);
-          if (rows.length > 0) return { jobs: await this.access.leasedJobs(agent, rows) };
+          if (rows.length > 0) {
+            for (const row of rows) this.metrics.agentJobsLeased.inc({ kind: row.kind });
+            return { jobs: await this.access.leasedJobs(agent, rows) };
+          }
           if (woken == null) return { jobs: [] };
           await woken;
         } finally {
           round.abort();
-          gone.signal.removeEventListener('abort', stopRound);
+          ended.removeEventListener('abort', stopRound);
         }
       }
     } finally {
+      this.metrics.agentLongPolls.dec();
       reply.raw.off('close', onClose);
     }
+  }
+
+  beforeApplicationShutdown(): void {
+    this.stopping.abort();
   }
 
   @Post('/agent/v1/jobs/:id/heartbeat')

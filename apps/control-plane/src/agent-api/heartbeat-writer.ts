@@ -5,6 +5,7 @@ import type { AgentHeartbeatRequest } from '@arca/contracts';
 import type { Database } from '@arca/db';
 import type { ControlPlaneConfig } from '../config/control-plane-config.ts';
 import { CONFIG, DATABASE } from '../database/database.tokens.ts';
+import { MetricsService } from '../ops/metrics.service.ts';
 import { AGENT_API_LOGGER } from './agent-authenticator.service.ts';
 
 interface Pending {
@@ -24,12 +25,14 @@ export class HeartbeatWriter implements OnApplicationShutdown {
   private readonly db: Database;
   private readonly logger: Logger;
   private readonly flushMs: number;
+  private readonly metrics: MetricsService;
   private pending = new Map<string, Map<string, Pending>>();
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
 
-  constructor(@Inject(DATABASE) db: Database, @Inject(CONFIG) config: ControlPlaneConfig, @Inject(AGENT_API_LOGGER) logger: Logger) {
+  constructor(@Inject(DATABASE) db: Database, @Inject(CONFIG) config: ControlPlaneConfig, @Inject(AGENT_API_LOGGER) logger: Logger, metrics: MetricsService) {
     this.db = db;
+    this.metrics = metrics;
     this.logger = logger;
     this.flushMs = config.fleet.heartbeatFlushMs;
   }
@@ -72,7 +75,9 @@ export class HeartbeatWriter implements OnApplicationShutdown {
           FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
             AS v(id uuid, hostname text, os text, arch text, version text, uptime bigint, load jsonb, free bigint, seen timestamptz)
           WHERE a.org_id = ${orgId} AND a.id = v.id`));
+        this.metrics.agentHeartbeatWrites.inc({ outcome: 'written' }, rows.length);
       } catch (err) {
+        this.metrics.agentHeartbeatWrites.inc({ outcome: 'failed' }, rows.length);
         // the next beats repair it; never let a database hiccup fail heartbeats
         this.logger.warn({ msg: 'agent heartbeats could not be written', orgId, agents: rows.length, err });
       }

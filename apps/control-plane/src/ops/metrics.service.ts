@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Prometheus metrics of one process (GET /metrics). A registry per instance keeps tests isolated. */
 @Injectable()
@@ -34,6 +34,30 @@ export class MetricsService {
     name: 'arca_cp_permission_denied_total',
     help: 'Operations refused by RBAC, by subject',
     labelNames: ['subject'] as const,
+    registers: [this.registry],
+  });
+
+  // the agent API (docs/fleet.md §3): heartbeats are counted, not logged or audited one by one
+  readonly agentHeartbeats = new Counter({
+    name: 'arca_cp_agent_heartbeats_total',
+    help: 'Agent heartbeats accepted',
+    registers: [this.registry],
+  });
+  readonly agentHeartbeatWrites = new Counter({
+    name: 'arca_cp_agent_heartbeat_rows_written_total',
+    help: 'Agent rows updated by the batched heartbeat writer, by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly agentJobsLeased = new Counter({
+    name: 'arca_cp_agent_jobs_leased_total',
+    help: 'Jobs handed to agents, by kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly agentLongPolls = new Gauge({
+    name: 'arca_cp_agent_long_polls',
+    help: 'Lease long polls waiting on this replica',
     registers: [this.registry],
   });
 
