@@ -342,6 +342,10 @@ describe('POST /agent/v1/enroll', () => {
 
     const audit = await auditActions(acme, ['agent.enroll_refused']);
     expect(audit.map((a) => (a.payload as { reason: string }).reason)).toEqual(expect.arrayContaining(['expired', 'used up', 'revoked', 'unknown token']));
+    // made-up tokens (two were tried) are audited once a minute per organization, not once each
+    expect(audit.filter((a) => (a.payload as { reason: string }).reason === 'unknown token')).toHaveLength(1);
+    for (let i = 0; i < 5; i++) await tryEnroll(newOpaqueToken(ENROLLMENT_PREFIX, acme.orgId, randomUUID()).token);
+    expect((await auditActions(acme, ['agent.enroll_refused'])).length).toBe(audit.length);
   });
 });
 

@@ -67,7 +67,8 @@ export class AgentAuthenticator {
     const named = parseAgentCredential(credential);
     if (named == null) return this.fail('no or malformed agent credential', { orgId: null, who: '' });
     const agent = await this.directory.find(named.orgId, named.agentId);
-    if (agent == null) return this.fail('unknown agent', { orgId: named.orgId, who: named.agentId });
+    // throttled per organization, not per named ID: made-up agent IDs must not each earn an audit row
+    if (agent == null) return this.fail('unknown agent', { orgId: named.orgId, who: '' });
     await this.checkProof(request, credential, agent.keyThumbprint, { orgId: named.orgId, who: named.agentId });
     if (agent.status === 'removed') throw new AgentApiError(AgentApiErrorCode.Removed, 'this agent was removed from the control plane: enroll it again to use this machine');
     if (agent.status === 'disabled') throw new AgentApiError(AgentApiErrorCode.Disabled, 'this agent is disabled: an administrator can enable it again');

@@ -9,6 +9,7 @@ import { AgentApiError, unauthenticated } from '../agent-api/agent-api-error.ts'
 import { AGENT_API_LOGGER, AgentAuthenticator, type AgentApiRequest } from '../agent-api/agent-authenticator.service.ts';
 import { agentCredential } from '../agent-api/agent-credential.ts';
 import { AuditLogService } from '../audit/audit-log.service.ts';
+import { AuditThrottle } from '../audit/audit-throttle.ts';
 import { secretMatches } from '../auth/api-token-format.ts';
 import type { ControlPlaneConfig } from '../config/control-plane-config.ts';
 import { CONFIG, DATABASE } from '../database/database.tokens.ts';
@@ -32,6 +33,7 @@ export class EnrollmentService {
   private readonly audit: AuditLogService;
   private readonly logger: Logger;
   private readonly config: ControlPlaneConfig;
+  private readonly throttle = new AuditThrottle();
 
   constructor(@Inject(DATABASE) db: Database, authenticator: AgentAuthenticator, audit: AuditLogService, @Inject(CONFIG) config: ControlPlaneConfig, @Inject(AGENT_API_LOGGER) logger: Logger) {
     this.db = db;
@@ -79,7 +81,14 @@ export class EnrollmentService {
     });
     if ('refused' in outcome) {
       this.logger.warn({ msg: 'enrollment refused', reason: outcome.refused, orgId });
-      await this.audit.appendStandalone(orgId, { actor: 'anonymous', action: 'agent.enroll_refused', target: `enrollment-token:${parsed.tokenId}`, payload: { reason: outcome.refused, keyThumbprint: thumbprint }, requestId: request.id }).catch(() => undefined);
+      // throttled per token (per organization for made-up token IDs), so a flood of refusals cannot fill the audit log
+      const throttleKey = outcome.refused === 'unknown token' ? `enroll:${orgId}` : `enroll:${orgId}:${parsed.tokenId}`;
+      if (this.throttle.due(throttleKey)) {
+        await this.audit.appendStandalone(orgId, {
+          actor: 'anonymous', action: 'agent.enroll_refused', target: outcome.refused === 'unknown token' ? '' : `enrollment-token:${parsed.tokenId}`,
+          payload: { reason: outcome.refused, keyThumbprint: thumbprint, throttledPerMinute: true }, requestId: request.id,
+        }).catch(() => undefined);
+      }
       throw unauthenticated();
     }
     if ('removed' in outcome) throw new AgentApiError(AgentApiErrorCode.Removed, 'this key belonged to an agent that was removed: create a new key (delete the agent key file) and enroll again');
