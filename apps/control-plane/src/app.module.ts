@@ -5,7 +5,7 @@ import type { MercuriusDriverConfig } from '@nestjs/mercurius';
 import type { Database } from '@arca/db';
 import type { Logger } from 'pino';
 import { AccessService } from './access/access.service.ts';
-import { AgentApiController } from './agent-api/agent-api.controller.ts';
+import { AgentApiRoutes } from './agent-api/agent-api-routes.service.ts';
 import { AGENT_API_LOGGER, AgentAuthenticator } from './agent-api/agent-authenticator.service.ts';
 import { AgentDirectory } from './agent-api/agent-directory.ts';
 import { HeartbeatWriter } from './agent-api/heartbeat-writer.ts';
@@ -88,7 +88,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [GraphQLModule.forRoot<MercuriusDriverConfig>(graphqlOptions(options.config, options.logger))],
-      controllers: [HealthController, KeyProxyIngestController, AuthController, JwksController, AgentApiController],
+      controllers: [HealthController, KeyProxyIngestController, AuthController, JwksController],
       providers: [
         { provide: CONFIG, useValue: options.config },
         { provide: DATABASE, useValue: options.db },
@@ -149,6 +149,7 @@ export class AppModule {
         // agents: enrollment, the agent API (/agent/v1) and the agents GraphQL
         { provide: AGENT_API_LOGGER, useValue: options.logger.child({ component: 'agent-api' }) },
         AgentDirectory,
+        AgentApiRoutes,
         AgentAuthenticator,
         HeartbeatWriter,
         LeaseRecheck,

@@ -14,7 +14,11 @@ import { MetricsService } from './ops/metrics.service.ts';
 import { PinoNestLogger } from './ops/pino-nest-logger.ts';
 import { SchedulerService } from './scheduler/scheduler.service.ts';
 import { LeaseRecheck } from './agent-api/lease-recheck.service.ts';
-import { agentApiRouteOptions } from './agent-api/agent-api-routes.ts';
+import { agentApiRouteOptions } from './agent-api/agent-api-route-options.ts';
+import { AgentApiRoutes } from './agent-api/agent-api-routes.service.ts';
+
+/** the agent API's routes (docs/fleet.md §3), for the hooks below */
+const AGENT_API_ROUTE_PREFIX = '/agent/v1/';
 import { LeaseSweeper } from './jobs/lease-sweeper.service.ts';
 import { JobEvents } from './jobs/job-events.ts';
 import { FollowUpService } from './scheduler/follow-up.service.ts';
@@ -110,13 +114,16 @@ export async function createControlPlane(options: { config: ControlPlaneConfig; 
   // One scope of shared reads per request: the GraphQL resolvers of a request that read the
   // same tenant at the same time share one read transaction (libs/db readTenant). A callback
   // hook, so that the route handler (and everything it starts) runs inside the scope.
-  fastify.addHook('preHandler', (_request, _reply, done) => db.withReadScope(done));
+  fastify.addHook('preHandler', (request, _reply, done) => (request.url.startsWith(AGENT_API_ROUTE_PREFIX) ? done() : db.withReadScope(done)));
   fastify.addHook('onResponse', async (request, reply) => {
-    request.log.info({ req: { method: request.method, url: request.url }, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime }, 'request completed');
+    // an agent fleet's routine calls (thousands a second) are logged at debug level; their failures as usual
+    const level = reply.statusCode < 400 && request.url.startsWith(AGENT_API_ROUTE_PREFIX) ? 'debug' : 'info';
+    request.log[level]({ req: { method: request.method, url: request.url }, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime }, 'request completed');
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
     metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
   });
+  app.get(AgentApiRoutes).register(fastify);
   // unknown routes (Nest's NotFoundException) and route errors answer in our JSON error shape
   app.useGlobalFilters(new HttpErrorFilter());
   await app.init();

@@ -13,9 +13,7 @@ export type PermissionDeclaration =
   /** no credentials (health, metrics) — HTTP routes only */
   | { kind: 'public' }
   /** a service credential, not a user (the key proxy's audit ingestion) */
-  | { kind: 'service'; service: 'key-proxy' }
-  /** an enrolled agent: its credential and a proof of possession of its key (the agent API, docs/fleet.md §2) */
-  | { kind: 'agent' };
+  | { kind: 'service'; service: 'key-proxy' };
 
 export const PERMISSION_METADATA = 'arca:permission';
 /** The key under which a schema field or type carries its permission (schema-walk test, docs). */
@@ -47,9 +45,6 @@ export const RequireAuthenticated = (): MethodDecorator & ClassDecorator => decl
 
 /** HTTP routes only (GraphQL has no public fields). */
 export const PublicRoute = (): MethodDecorator & ClassDecorator => SetMetadata(PERMISSION_METADATA, { kind: 'public' } satisfies PermissionDeclaration);
-
-/** Agent API routes: the guard authenticates the agent (AgentAuthenticator) and puts it on the request. */
-export const RequireAgent = (): MethodDecorator & ClassDecorator => SetMetadata(PERMISSION_METADATA, { kind: 'agent' } satisfies PermissionDeclaration);
 
 export const RequireServiceCredential = (service: 'key-proxy'): MethodDecorator & ClassDecorator =>
   SetMetadata(PERMISSION_METADATA, { kind: 'service', service } satisfies PermissionDeclaration);

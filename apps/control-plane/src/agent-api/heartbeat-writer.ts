@@ -71,7 +71,7 @@ export class HeartbeatWriter implements OnApplicationShutdown {
       try {
         await this.db.withTenant(orgId, (tx) => tx.execute(sql`
           UPDATE agents AS a SET hostname = v.hostname, os = v.os, arch = v.arch, version = v.version, uptime_seconds = v.uptime,
-            load = v.load, free_bytes = v.free, last_seen_at = greatest(a.last_seen_at, v.seen), updated_at = now()
+            load = v.load, free_bytes = v.free, last_seen_at = greatest(a.last_seen_at, v.seen)
           FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
             AS v(id uuid, hostname text, os text, arch text, version text, uptime bigint, load jsonb, free bigint, seen timestamptz)
           WHERE a.org_id = ${orgId} AND a.id = v.id`));

@@ -1,5 +1,5 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
-import { and, eq, inArray, lte, sql } from 'drizzle-orm';
+import { and, eq, lte, sql } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import { jobs, type Database } from '@arca/db';
 import type { ControlPlaneConfig } from '../config/control-plane-config.ts';
@@ -42,9 +42,12 @@ export class LeaseRecheck implements OnApplicationShutdown {
   async recheckOnce(): Promise<void> {
     for (const [orgId, agentIds] of this.wakeups.waitingAgents()) {
       try {
+        // the organization's agents with a ready job (few: a job waits for its agent only while it is away),
+        // not "which of these thousands of waiting agents" — that query would grow with the fleet
+        const waiting = new Set(agentIds);
         const ready = await this.db.readTenant(orgId, (tx) => tx.selectDistinct({ agentId: jobs.agentId }).from(jobs)
-          .where(and(eq(jobs.orgId, orgId), inArray(jobs.agentId, agentIds), eq(jobs.status, 'queued'), lte(jobs.runAfter, sql`now()`))));
-        for (const { agentId } of ready) this.wakeups.wake(orgId, agentId);
+          .where(and(eq(jobs.orgId, orgId), eq(jobs.status, 'queued'), lte(jobs.runAfter, sql`now()`))).limit(10_000));
+        for (const { agentId } of ready) if (waiting.has(agentId)) this.wakeups.wake(orgId, agentId);
       } catch (err) {
         this.logger.warn({ msg: 'lease re-check failed', orgId, err });
       }

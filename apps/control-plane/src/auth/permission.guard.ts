@@ -2,8 +2,6 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { AccessService } from '../access/access.service.ts';
-import { AgentAuthenticator, type AgentApiRequest } from '../agent-api/agent-authenticator.service.ts';
-import type { AgentIdentityRow } from '../agent-api/agent-directory.ts';
 import { PERMISSION_METADATA, type PermissionDeclaration } from '../access/require-permission.decorator.ts';
 import type { ControlPlaneConfig } from '../config/control-plane-config.ts';
 import { CONFIG } from '../database/database.tokens.ts';
@@ -23,11 +21,9 @@ export class PermissionGuard implements CanActivate {
   private readonly auth: AuthService;
   private readonly access: AccessService;
   private readonly serviceTokenHashes: Buffer[];
-  private readonly agents: AgentAuthenticator;
 
-  constructor(reflector: Reflector, auth: AuthService, access: AccessService, @Inject(CONFIG) config: ControlPlaneConfig, agents: AgentAuthenticator) {
+  constructor(reflector: Reflector, auth: AuthService, access: AccessService, @Inject(CONFIG) config: ControlPlaneConfig) {
     this.reflector = reflector;
-    this.agents = agents;
     this.auth = auth;
     this.access = access;
     this.serviceTokenHashes = config.keyProxyAuditTokenSha256.map((hex) => Buffer.from(hex, 'hex'));
@@ -41,10 +37,6 @@ export class PermissionGuard implements CanActivate {
     if (declaration.kind === 'public') return true;
     const request = requestOf(context);
     if (declaration.kind === 'service') return this.checkServiceCredential(request.headers.authorization);
-    if (declaration.kind === 'agent') {
-      (request as AgentApiRequest & { agent?: AgentIdentityRow }).agent = await this.agents.authenticate(request as AgentApiRequest);
-      return true;
-    }
 
     request.arcaPrincipal ??= this.auth.authenticate(request);
     const principal = await request.arcaPrincipal;

@@ -1,0 +1,365 @@
+/**
+ * `npm run bench:fleet`: a simulated fleet against one control plane on loopback (issue 5).
+ *
+ * Creates a fresh Postgres database (as bench:api does), starts `arca-control-plane serve` on it,
+ * creates an organization, an owner API token and one enrollment token, and enrolls BENCH_AGENTS
+ * (default 2,000) simulated agents — each with its own Ed25519 key, through the real
+ * `/agent/v1/enroll`. No backups run: the agents only talk to the control plane, exactly as the
+ * daemon does (docs/fleet.md §2-4), every request signed with a fresh proof of possession.
+ *
+ * Phases:
+ * 1. **connected fleet + heartbeats**: every agent holds a long-poll `jobs/lease` open (one
+ *    connection each, re-issued when it returns), and heartbeats are sent open-loop at
+ *    BENCH_HEARTBEAT_RATE per second (default 2,000: each agent once a second), round-robin over
+ *    the agents, on a pool of keep-alive connections. Latency counts from each heartbeat's
+ *    scheduled send time, so queueing in the generator or the server shows up in it.
+ * 2. **leasing**: jobs are enqueued for random agents at BENCH_JOB_RATE per second (the way the
+ *    control plane enqueues them: a row and a NOTIFY in one transaction), while heartbeats go on;
+ *    lease latency = from the enqueue's commit to the agent's long-poll returning the job. Each
+ *    agent then reports the job complete (its latency is reported too).
+ *
+ * Reports heartbeats/s achieved, heartbeat p50/p99, lease p50/p99, completion p50/p99, the control
+ * plane's CPU (cores) and peak RSS, and the machine's busy cores. Targets on this 2-core machine:
+ * >= 2,000 heartbeats/s with p99 < 100 ms; lease p99 < 50 ms once a job is ready.
+ *
+ * Env: BENCH_AGENTS, BENCH_HEARTBEAT_RATE, BENCH_SECONDS (per phase, default 15), BENCH_JOB_RATE
+ * (default 100), BENCH_HEARTBEAT_CONNECTIONS (default 64), BENCH_CP_NODE_ARGS, BENCH_CP_ENV
+ * ("KEY=value,..."), as in bench:api; BENCH_CP_LOG (a file for the control plane's log).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createProof, generateAgentIdentity, type AgentIdentity } from '@arca/crypto';
+import { createScratchDatabase, type ScratchDatabase } from '@arca/db/testing';
+import { BenchConnection, postRequest, type BenchResponse } from './support/bench-connection.ts';
+import { cpuSeconds, machineBusySeconds, peakRssMiB, percentile } from './support/process-stats.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CONTROL_PLANE = path.join(ROOT, 'apps/control-plane/bin/arca-control-plane.ts');
+const AGENTS = Number(process.env.BENCH_AGENTS ?? 2000);
+const HEARTBEAT_RATE = Number(process.env.BENCH_HEARTBEAT_RATE ?? 2000);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
+const JOB_RATE = Number(process.env.BENCH_JOB_RATE ?? 100);
+const HEARTBEAT_CONNECTIONS = Number(process.env.BENCH_HEARTBEAT_CONNECTIONS ?? 64);
+const LEASE_WAIT_SECONDS = 25;
+const CP_NODE_ARGS = (process.env.BENCH_CP_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+const CP_ENV = Object.fromEntries((process.env.BENCH_CP_ENV ?? '').split(',').filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+const TARGETS = { heartbeatRate: 2000, heartbeatP99Ms: 100, leaseP99Ms: 50 };
+
+interface SimAgent {
+  index: number;
+  identity: AgentIdentity;
+  agentId: string;
+  credential: string;
+  /** its own connection for the long-poll */
+  poll: BenchConnection | null;
+}
+
+function uuidBytes(uuid: string): Buffer {
+  return Buffer.from(uuid.replace(/-/g, ''), 'hex');
+}
+
+/** The API token format (apps/control-plane/src/auth/api-token-format.ts): only SHA-256(secret) is stored. */
+function apiToken(orgId: string, tokenId: string): { token: string; secretHash: Buffer } {
+  const secret = randomBytes(32);
+  return { token: `arca_pat_${Buffer.concat([uuidBytes(orgId), uuidBytes(tokenId), secret]).toString('base64url')}`, secretHash: createHash('sha256').update(secret).digest() };
+}
+
+/** One organization with its built-in roles, an owner and the owner's API token. */
+async function seedOrganization(scratch: ScratchDatabase): Promise<{ orgId: string; token: string; storeRowId: string }> {
+  const orgId = randomUUID();
+  const storeRowId = randomUUID();
+  const userId = randomUUID();
+  const tokenId = randomUUID();
+  const { token, secretHash } = apiToken(orgId, tokenId);
+  const roles = ['owner', 'admin', 'operator', 'auditor', 'viewer'].map((name) => ({ org_id: orgId, id: randomUUID(), name, builtin: true, description: `built-in ${name} role` }));
+  await scratch.owner.begin(async (tx) => {
+    await tx`INSERT INTO organizations (id, name) VALUES (${orgId}, 'bench fleet')`;
+    await tx`INSERT INTO roles ${tx(roles)}`;
+    await tx`INSERT INTO users (org_id, id, email, display_name) VALUES (${orgId}, ${userId}, 'owner@fleet.bench', 'Owner')`;
+    await tx`INSERT INTO memberships (org_id, user_id, role_id) VALUES (${orgId}, ${userId}, ${roles[0]!.id})`;
+    await tx`INSERT INTO api_tokens (org_id, id, user_id, name, secret_hash, scopes, expires_at)
+             VALUES (${orgId}, ${tokenId}, ${userId}, 'bench', ${secretHash}, ${['*']}, now() + interval '1 day')`;
+    // the store the simulated jobs name (no agent ever opens it: the jobs are completed at once)
+    await tx`INSERT INTO stores (org_id, id, name, store_id, kind, url, key_proxy_url, status)
+             VALUES (${orgId}, ${storeRowId}, 'bench', ${randomBytes(32).toString('hex')}, 'fs', 'fs:///var/lib/arca/bench-store', 'https://key-proxy.bench.invalid', 'ready')`;
+  });
+  return { orgId, token, storeRowId };
+}
+
+/** The fleet keys every replica shares with Postgres (docs/control-plane.md "Fleet keys"): the secrets key and the job-signing key, 0600. */
+async function writeFleetKeys(keyDir: string): Promise<{ secretsKeyFile: string; signingKeyFile: string }> {
+  const secretsKeyFile = path.join(keyDir, 'secrets.key');
+  const signingKeyFile = path.join(keyDir, 'job-signing-key.pem');
+  await writeFile(secretsKeyFile, randomBytes(32), { mode: 0o600 });
+  await writeFile(signingKeyFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  return { secretsKeyFile, signingKeyFile };
+}
+
+async function startControlPlane(scratch: ScratchDatabase, keyDir: string): Promise<{ child: ChildProcess; url: string }> {
+  const keys = await writeFleetKeys(keyDir);
+  const env = {
+    ...process.env, NODE_ENV: 'production', DATABASE_URL: scratch.appUrl, ARCA_CP_PORT: '0', ARCA_CP_HOST: '127.0.0.1',
+    ARCA_CP_SECRETS_KEY_FILE: keys.secretsKeyFile, ARCA_CP_JOB_SIGNING_KEY_FILE: keys.signingKeyFile, ...CP_ENV,
+  };
+  const child = spawn(process.execPath, [...CP_NODE_ARGS, CONTROL_PLANE, 'serve'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  // BENCH_CP_LOG=FILE keeps the control plane's log (request lines with their responseTime) for a closer look
+  if (process.env.BENCH_CP_LOG) child.stdout!.pipe(createWriteStream(process.env.BENCH_CP_LOG));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let resolved = false;
+    child.stdout!.on('data', (d: Buffer) => {
+      if (resolved) return;
+      out += d.toString();
+      const match = /"msg":"control plane listening"[^\n]*"url":"(http:\/\/[^"]+)"/.exec(out);
+      if (match != null) {
+        resolved = true;
+        resolve({ child, url: match[1]! });
+      }
+    });
+    child.once('exit', (code) => {
+      if (!resolved) reject(new Error(`the control plane exited (${code}) before listening: ${out.slice(-2000)}`));
+    });
+  });
+}
+
+/** A signed agent request (docs/fleet.md §2): `authorization: Agent <credential>` + a fresh DPoP proof. */
+async function agentRequest(base: string, agent: Pick<SimAgent, 'identity' | 'credential'>, pathname: string, body: unknown): Promise<Buffer> {
+  const url = new URL(pathname, base);
+  const text = JSON.stringify(body);
+  const proof = await createProof(agent.identity, { method: 'POST', url: url.toString(), token: agent.credential, body: text });
+  return postRequest(url, { authorization: `Agent ${agent.credential}`, dpop: proof }, text);
+}
+
+async function graphql(base: string, token: string, query: string, variables: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+  const response = await fetch(new URL('/graphql', base), {
+    method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }),
+  });
+  const json = (await response.json()) as { data?: Record<string, unknown>; errors?: unknown };
+  if (json.errors != null || json.data == null) throw new Error(`GraphQL failed: ${JSON.stringify(json.errors)}`);
+  return json.data;
+}
+
+async function enrollAll(base: string, enrollmentToken: string): Promise<SimAgent[]> {
+  const agents: SimAgent[] = [];
+  const url = new URL('/agent/v1/enroll', base);
+  const connections = Array.from({ length: 16 }, () => new BenchConnection(url));
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(connections.map(async (connection) => {
+    while (next < AGENTS) {
+      const index = next++;
+      const identity = generateAgentIdentity();
+      const body = JSON.stringify({ token: enrollmentToken, publicJwk: identity.publicJwk, hostname: `bench-${index}`, os: 'linux', arch: 'x64', version: 'bench', labels: { environment: 'bench' } });
+      const proof = await createProof(identity, { method: 'POST', url: url.toString(), token: enrollmentToken, body });
+      const r = await connection.request(postRequest(url, { dpop: proof }, body));
+      if (r.status !== 201 && r.status !== 200) throw new Error(`enrollment failed (${r.status}): ${r.text.slice(0, 300)}`);
+      const enrolled = JSON.parse(r.text) as { agentId: string; credential: string };
+      agents[index] = { index, identity, agentId: enrolled.agentId, credential: enrolled.credential, poll: null };
+    }
+  }));
+  for (const c of connections) c.close();
+  console.log(`enrolled ${AGENTS} agents in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  return agents;
+}
+
+interface LeaseWatch {
+  /** job ID -> when its enqueue committed (performance.now()) */
+  enqueuedAt: Map<string, number>;
+  leaseMs: number[];
+  completeMs: number[];
+  errors: number;
+  stopped: boolean;
+}
+
+/** Each agent keeps one long-poll open; a returned job is completed at once and the poll re-issued. */
+function runLongPolls(base: string, agents: SimAgent[], watch: LeaseWatch): Promise<void> {
+  const url = new URL('/agent/v1/jobs/lease', base);
+  return Promise.all(agents.map(async (agent) => {
+    agent.poll = new BenchConnection(url);
+    const completion = new BenchConnection(url);
+    while (!watch.stopped) {
+      let r: BenchResponse;
+      try {
+        r = await agent.poll.request(await agentRequest(base, agent, '/agent/v1/jobs/lease', { slots: 1, waitSeconds: LEASE_WAIT_SECONDS }));
+      } catch (err) {
+        if (watch.stopped) break;
+        throw err;
+      }
+      const arrived = performance.now();
+      if (r.status !== 200) {
+        if (watch.errors++ === 0) console.error(`  lease: unexpected ${r.status}: ${r.text.slice(0, 300)}`);
+        continue;
+      }
+      const { jobs } = JSON.parse(r.text) as { jobs: { id: string; attempt: number }[] };
+      for (const job of jobs) {
+        const enqueued = watch.enqueuedAt.get(job.id);
+        if (enqueued != null) watch.leaseMs.push(arrived - enqueued);
+        const t0 = performance.now();
+        const done = await completion.request(await agentRequest(base, agent, `/agent/v1/jobs/${job.id}/complete`, { attempt: job.attempt, outcome: 'succeeded', result: {} }));
+        watch.completeMs.push(performance.now() - t0);
+        if (done.status !== 200 && watch.errors++ === 0) console.error(`  complete: unexpected ${done.status}: ${done.text.slice(0, 300)}`);
+      }
+    }
+    completion.close();
+  })).then(() => undefined);
+}
+
+interface HeartbeatResult {
+  sent: number;
+  ok: number;
+  errors: number;
+  seconds: number;
+  latencies: number[];
+}
+
+/** Open-loop heartbeats at `rate`/s, round-robin over the agents, for `seconds`. */
+async function heartbeats(base: string, agents: SimAgent[], rate: number, seconds: number): Promise<HeartbeatResult> {
+  const url = new URL('/agent/v1/heartbeat', base);
+  const pool = Array.from({ length: HEARTBEAT_CONNECTIONS }, () => new BenchConnection(url));
+  const idle = [...pool];
+  const queue: (() => void)[] = [];
+  const result: HeartbeatResult = { sent: 0, ok: 0, errors: 0, seconds, latencies: [] };
+  const started = performance.now();
+  const total = Math.floor(rate * seconds);
+  const inFlight: Promise<void>[] = [];
+  const take = (): Promise<BenchConnection> => {
+    const c = idle.pop();
+    return c != null ? Promise.resolve(c) : new Promise((resolve) => queue.push(() => resolve(idle.pop()!)));
+  };
+  const give = (c: BenchConnection): void => {
+    idle.push(c);
+    queue.shift()?.();
+  };
+  for (let i = 0; i < total; i++) {
+    const scheduled = started + (i * 1000) / rate;
+    const wait = scheduled - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const agent = agents[i % agents.length]!;
+    result.sent++;
+    inFlight.push((async () => {
+      const connection = await take();
+      try {
+        const body = { version: 'bench', hostname: `bench-${agent.index}`, os: 'linux', arch: 'x64', uptimeSeconds: 1000 + i, load: [0.1, 0.1, 0.1], freeBytes: 1e12, runningJobs: [] };
+        const r = await connection.request(await agentRequest(base, agent, '/agent/v1/heartbeat', body));
+        result.latencies.push(performance.now() - scheduled);
+        if (r.status === 200) result.ok++;
+        else if (result.errors++ === 0) console.error(`  heartbeat: unexpected ${r.status}: ${r.text.slice(0, 300)}`);
+      } finally {
+        give(connection);
+      }
+    })());
+  }
+  await Promise.all(inFlight);
+  result.seconds = (performance.now() - started) / 1000;
+  for (const c of pool) c.close();
+  result.latencies.sort((a, b) => a - b);
+  return result;
+}
+
+async function main(): Promise<void> {
+  console.log(`bench:fleet — ${AGENTS} simulated agents, heartbeats at ${HEARTBEAT_RATE}/s, jobs at ${JOB_RATE}/s, ${SECONDS} s per phase`);
+  const scratch = await createScratchDatabase();
+  const keyDir = await mkdtemp(path.join(tmpdir(), 'arca-fleet-bench-'));
+  let child: ChildProcess | undefined;
+  try {
+    const org = await seedOrganization(scratch);
+    const started = await startControlPlane(scratch, keyDir);
+    child = started.child;
+    const pid = child.pid!;
+    const base = started.url;
+    const created = await graphql(base, org.token, 'mutation($n: Int!) { createEnrollmentToken(input: { name: "bench", maxUses: $n, expiresInHours: 2 }) { token } }', { n: AGENTS });
+    const enrollmentToken = (created.createEnrollmentToken as { token: string }).token;
+    const agents = await enrollAll(base, enrollmentToken);
+
+    const watch: LeaseWatch = { enqueuedAt: new Map(), leaseMs: [], completeMs: [], errors: 0, stopped: false };
+    const polls = runLongPolls(base, agents, watch);
+    await new Promise((r) => setTimeout(r, 2000));
+    // as in bench:api: statistics for the planner and no checkpoint of the enrollment burst inside a measured phase
+    await scratch.owner`VACUUM (ANALYZE)`;
+    await scratch.owner`CHECKPOINT`;
+    // warm-up, not measured: heartbeats, and leases (prepared statements on every pooled connection, JIT)
+    const warmJobs = Array.from({ length: Math.min(agents.length, 50) }, (_, i) => ({ agent: agents[i]!, jobId: randomUUID() }));
+    for (const { agent, jobId } of warmJobs) await enqueueJob(scratch, org.orgId, org.storeRowId, agent.agentId, jobId);
+    await heartbeats(base, agents, Math.min(HEARTBEAT_RATE, 500), 3);
+
+    const generatorSeconds = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
+    let cpu0 = cpuSeconds(pid);
+    let gen0 = generatorSeconds();
+    let machine0 = machineBusySeconds();
+    const hb = await heartbeats(base, agents, HEARTBEAT_RATE, SECONDS);
+    const hbCores = (cpuSeconds(pid) - cpu0) / hb.seconds;
+    const hbGenerator = (generatorSeconds() - gen0) / hb.seconds;
+    const hbMachine = (machineBusySeconds() - machine0) / hb.seconds;
+
+    cpu0 = cpuSeconds(pid);
+    gen0 = generatorSeconds();
+    machine0 = machineBusySeconds();
+    const leaseStarted = performance.now();
+    const enqueueing = (async () => {
+      const total = Math.floor(JOB_RATE * SECONDS);
+      for (let i = 0; i < total; i++) {
+        const wait = leaseStarted + (i * 1000) / JOB_RATE - performance.now();
+        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+        const agent = agents[Math.floor(Math.random() * agents.length)]!;
+        const jobId = randomUUID();
+        await enqueueJob(scratch, org.orgId, org.storeRowId, agent.agentId, jobId);
+        watch.enqueuedAt.set(jobId, performance.now());
+      }
+    })();
+    const hb2 = await heartbeats(base, agents, HEARTBEAT_RATE, SECONDS);
+    await enqueueing;
+    await new Promise((r) => setTimeout(r, 2000)); // the last leases and completions
+    const leaseSeconds = (performance.now() - leaseStarted) / 1000;
+    const leaseCores = (cpuSeconds(pid) - cpu0) / leaseSeconds;
+    const leaseGenerator = (generatorSeconds() - gen0) / leaseSeconds;
+    const leaseMachine = (machineBusySeconds() - machine0) / leaseSeconds;
+    const rss = peakRssMiB(pid);
+    watch.stopped = true;
+
+    watch.leaseMs.sort((a, b) => a - b);
+    watch.completeMs.sort((a, b) => a - b);
+    const hbRate = hb.ok / hb.seconds;
+    const hbMet = hbRate >= TARGETS.heartbeatRate * 0.98 && percentile(hb.latencies, 99) < TARGETS.heartbeatP99Ms && hb.errors === 0;
+    const leaseMet = watch.leaseMs.length === watch.enqueuedAt.size && percentile(watch.leaseMs, 99) < TARGETS.leaseP99Ms && watch.errors === 0;
+    console.log('\n| measure | value | p50 ms | p99 ms | errors | CPU cores: control plane / load generator / machine | target | met |');
+    console.log('|---|---:|---:|---:|---:|---:|---|---|');
+    console.log(`| heartbeats, ${AGENTS} long-pollers connected | ${hbRate.toFixed(0)}/s | ${percentile(hb.latencies, 50).toFixed(1)} | ${percentile(hb.latencies, 99).toFixed(1)} | ${hb.errors} | ${hbCores.toFixed(2)} / ${hbGenerator.toFixed(2)} / ${hbMachine.toFixed(2)} | >= ${TARGETS.heartbeatRate}/s, p99 < ${TARGETS.heartbeatP99Ms} ms | ${hbMet ? 'yes' : 'NO'} |`);
+    console.log(`| heartbeats while leasing | ${(hb2.ok / hb2.seconds).toFixed(0)}/s | ${percentile(hb2.latencies, 50).toFixed(1)} | ${percentile(hb2.latencies, 99).toFixed(1)} | ${hb2.errors} | ${leaseCores.toFixed(2)} / ${leaseGenerator.toFixed(2)} / ${leaseMachine.toFixed(2)} | — | — |`);
+    console.log(`| lease (enqueue commit -> agent has the job) | ${watch.leaseMs.length}/${watch.enqueuedAt.size} jobs | ${percentile(watch.leaseMs, 50).toFixed(1)} | ${percentile(watch.leaseMs, 99).toFixed(1)} | ${watch.errors} | (same) | p99 < ${TARGETS.leaseP99Ms} ms | ${leaseMet ? 'yes' : 'NO'} |`);
+    console.log(`| result reporting (complete) | ${watch.completeMs.length} | ${percentile(watch.completeMs, 50).toFixed(1)} | ${percentile(watch.completeMs, 99).toFixed(1)} | — | (same) | — | — |`);
+    console.log(`\ncontrol plane peak RSS: ${rss.toFixed(0)} MiB`);
+    if (!hbMet || !leaseMet) process.exitCode = 1;
+    for (const agent of agents) agent.poll?.close();
+    await polls.catch(() => undefined);
+  } finally {
+    if (child != null && child.exitCode == null) {
+      const exited = new Promise((resolve) => child!.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    await scratch.drop();
+    await rm(keyDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Enqueues one check job for an agent the way the control plane does (scheduler-jobs.ts): the row,
+ * its `queued` event and the `arca_jobs` NOTIFY in one transaction, so the agent's long poll wakes
+ * at commit on whichever replica holds it.
+ */
+async function enqueueJob(scratch: ScratchDatabase, orgId: string, storeRowId: string, agentId: string, jobId: string): Promise<void> {
+  await scratch.owner.begin(async (tx) => {
+    await tx`INSERT INTO jobs (org_id, id, kind, agent_id, store_id, spec, requested_by)
+             VALUES (${orgId}, ${jobId}, 'check', ${agentId}, ${storeRowId}, ${tx.json({ readData: false })}, 'bench')`;
+    await tx`INSERT INTO job_events (org_id, job_id, seq, kind, level, message, data)
+             VALUES (${orgId}, ${jobId}, 1, 'queued', 'info', 'queued by bench:fleet', '{}'::jsonb)`;
+    await tx`SELECT pg_notify('arca_jobs', ${`${orgId}:${agentId}`})`;
+  });
+}
+
+await main();
