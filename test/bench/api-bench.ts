@@ -29,29 +29,22 @@
  * "KEY=value,KEY=value" settings for it, e.g. NODE_ENV=development), BENCH_CLIENT (node-http).
  * Targets: >= 1,500 reads/s with p99 < 50 ms; >= 500 audited mutations/s with p99 < 100 ms.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Agent as HttpAgent, request } from 'node:http';
-import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { createScratchDatabase, type ScratchDatabase } from '@arca/db/testing';
 import { auditEntryHash, GENESIS_HASH } from '../../apps/control-plane/src/audit/audit-hash.ts';
 import { BenchConnection, postRequest } from './support/bench-connection.ts';
+import { insertBenchOrganization, startBenchControlPlane, type BenchControlPlane } from './support/bench-control-plane.ts';
 import { cpuSeconds, machineBusySeconds, peakRssMiB, percentile } from './support/process-stats.ts';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CONTROL_PLANE = path.join(ROOT, 'apps/control-plane/bin/arca-control-plane.ts');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const ORGS = Number(process.env.BENCH_ORGS ?? 100);
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
-const CP_NODE_ARGS = (process.env.BENCH_CP_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 /** BENCH_CLIENT=node-http: the load generator of milestone 2 (node:http's client), for comparison */
 const NODE_HTTP_CLIENT = process.env.BENCH_CLIENT === 'node-http';
-const CP_ENV = Object.fromEntries((process.env.BENCH_CP_ENV ?? '').split(',').filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-const BUILTIN_ROLES = ['owner', 'admin', 'operator', 'auditor', 'viewer'];
 const TARGETS = { read: { rps: 1500, p99Ms: 50 }, mutation: { rps: 500, p99Ms: 100 } };
 
 const READ_QUERY = JSON.stringify({ query: '{ organization { id name } auditEvents(first: 10) { edges { node { seq time actor action target } } } }' });
@@ -76,13 +69,6 @@ interface PhaseResult {
   machineCores: number;
 }
 
-/** The API token format (apps/control-plane/src/auth/api-token-format.ts): only SHA-256(secret) is stored. */
-function apiToken(orgId: string, tokenId: string): { token: string; secretHash: Buffer } {
-  const secret = randomBytes(32);
-  const hex = (uuid: string) => Buffer.from(uuid.replace(/-/g, ''), 'hex');
-  return { token: `arca_pat_${Buffer.concat([hex(orgId), hex(tokenId), secret]).toString('base64url')}`, secretHash: createHash('sha256').update(secret).digest() };
-}
-
 /** COPY text format: tabs, newlines and backslashes escaped; NULL is \N. */
 function copyField(value: string | null): string {
   return value == null ? '\\N' : value.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
@@ -98,16 +84,7 @@ async function seed(scratch: ScratchDatabase): Promise<Org[]> {
     const orgId = randomUUID();
     const userId = randomUUID();
     const tokenId = randomUUID();
-    const { token, secretHash } = apiToken(orgId, tokenId);
-    const roleIds = BUILTIN_ROLES.map(() => randomUUID());
-    await sql.begin(async (tx) => {
-      await tx`INSERT INTO organizations (id, name) VALUES (${orgId}, ${`bench org ${i}`})`;
-      await tx`INSERT INTO roles ${tx(BUILTIN_ROLES.map((name, r) => ({ org_id: orgId, id: roleIds[r]!, name, builtin: true, description: `built-in ${name} role` })))}`;
-      await tx`INSERT INTO users (org_id, id, email, display_name) VALUES (${orgId}, ${userId}, ${`owner@org${i}.bench`}, ${`Owner ${i}`})`;
-      await tx`INSERT INTO memberships (org_id, user_id, role_id) VALUES (${orgId}, ${userId}, ${roleIds[0]!})`;
-      await tx`INSERT INTO api_tokens (org_id, id, user_id, name, secret_hash, scopes, expires_at)
-               VALUES (${orgId}, ${tokenId}, ${userId}, 'bench', ${secretHash}, ${['*']}, now() + interval '1 day')`;
-    });
+    const token = await sql.begin((tx) => insertBenchOrganization(tx, { orgId, userId, tokenId }, { organization: `bench org ${i}`, email: `owner@org${i}.bench`, displayName: `Owner ${i}` }));
     // the chain, hashed exactly as the application appends it
     let prevHash = GENESIS_HASH;
     const t0 = Date.now() - EVENTS * 1000;
@@ -134,28 +111,6 @@ async function seed(scratch: ScratchDatabase): Promise<Org[]> {
   await sql`VACUUM (ANALYZE)`;
   await sql`CHECKPOINT`;
   return orgs;
-}
-
-function startControlPlane(scratch: ScratchDatabase): Promise<{ child: ChildProcess; url: string }> {
-  const env = { ...process.env, NODE_ENV: 'production', DATABASE_URL: scratch.appUrl, ARCA_CP_PORT: '0', ARCA_CP_HOST: '127.0.0.1', ...CP_ENV };
-  const child = spawn(process.execPath, [...CP_NODE_ARGS, CONTROL_PLANE, 'serve'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let resolved = false;
-    child.stdout!.on('data', (d: Buffer) => {
-      // keep draining the request log so the server never blocks on a full pipe
-      if (resolved) return;
-      out += d.toString();
-      const match = /"msg":"control plane listening"[^\n]*"url":"(http:\/\/[^"]+)"/.exec(out);
-      if (match != null) {
-        resolved = true;
-        resolve({ child, url: match[1]! });
-      }
-    });
-    child.once('exit', (code) => {
-      if (!resolved) reject(new Error(`the control plane exited (${code}) before listening: ${out.slice(-2000)}`));
-    });
-  });
 }
 
 /** A POST /graphql request, ready to write. */
@@ -220,14 +175,14 @@ async function phase(name: PhaseResult['name'], base: string, pid: number, orgs:
 async function main(): Promise<void> {
   console.log(`bench:api — ${ORGS} organizations x ${EVENTS} audit events, ${CONCURRENCY} requests in flight, ${SECONDS} s per phase`);
   const scratch = await createScratchDatabase();
-  let child: ChildProcess | undefined;
+  let cp: BenchControlPlane | undefined;
   try {
     const seedStart = performance.now();
     const orgs = await seed(scratch);
     console.log(`seeded in ${((performance.now() - seedStart) / 1000).toFixed(1)} s (database ${scratch.name})`);
-    const started = await startControlPlane(scratch);
-    child = started.child;
-    const pid = child.pid!;
+    const started = await startBenchControlPlane(scratch);
+    cp = started;
+    const pid = started.child.pid!;
     // warm-up: JIT, connection pool, caches — not measured
     await phase('read', started.url, pid, orgs, 2);
     await phase('mutation', started.url, pid, orgs, 1);
@@ -251,11 +206,7 @@ async function main(): Promise<void> {
     console.log(`\ncontrol plane peak RSS: ${rss.toFixed(0)} MiB; audit chain of one organization after the run: ${verification?.valid === true ? `valid (${verification.checkedEvents} entries)` : `NOT valid: ${verify.text.slice(0, 300)}`}`);
     if (!allMet || verification?.valid !== true) process.exitCode = 1;
   } finally {
-    if (child != null && child.exitCode == null) {
-      const exited = new Promise((resolve) => child!.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await cp?.stop();
     await scratch.drop();
   }
 }

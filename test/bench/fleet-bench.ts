@@ -26,28 +26,22 @@
  * (default 100), BENCH_HEARTBEAT_CONNECTIONS (default 64), BENCH_CP_NODE_ARGS, BENCH_CP_ENV
  * ("KEY=value,..."), as in bench:api; BENCH_CP_LOG (a file for the control plane's log).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createProof, generateAgentIdentity, type AgentIdentity } from '@arca/crypto';
 import { createScratchDatabase, type ScratchDatabase } from '@arca/db/testing';
 import { BenchConnection, postRequest, type BenchResponse } from './support/bench-connection.ts';
+import { insertBenchOrganization, startBenchControlPlane, type BenchControlPlane } from './support/bench-control-plane.ts';
 import { cpuSeconds, machineBusySeconds, peakRssMiB, percentile } from './support/process-stats.ts';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CONTROL_PLANE = path.join(ROOT, 'apps/control-plane/bin/arca-control-plane.ts');
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 2000);
 const HEARTBEAT_RATE = Number(process.env.BENCH_HEARTBEAT_RATE ?? 2000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 const JOB_RATE = Number(process.env.BENCH_JOB_RATE ?? 100);
 const HEARTBEAT_CONNECTIONS = Number(process.env.BENCH_HEARTBEAT_CONNECTIONS ?? 64);
 const LEASE_WAIT_SECONDS = 25;
-const CP_NODE_ARGS = (process.env.BENCH_CP_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
-const CP_ENV = Object.fromEntries((process.env.BENCH_CP_ENV ?? '').split(',').filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 const TARGETS = { heartbeatRate: 2000, heartbeatP99Ms: 100, leaseP99Ms: 50 };
 
 interface SimAgent {
@@ -59,34 +53,15 @@ interface SimAgent {
   poll: BenchConnection | null;
 }
 
-function uuidBytes(uuid: string): Buffer {
-  return Buffer.from(uuid.replace(/-/g, ''), 'hex');
-}
-
-/** The API token format (apps/control-plane/src/auth/api-token-format.ts): only SHA-256(secret) is stored. */
-function apiToken(orgId: string, tokenId: string): { token: string; secretHash: Buffer } {
-  const secret = randomBytes(32);
-  return { token: `arca_pat_${Buffer.concat([uuidBytes(orgId), uuidBytes(tokenId), secret]).toString('base64url')}`, secretHash: createHash('sha256').update(secret).digest() };
-}
-
-/** One organization with its built-in roles, an owner and the owner's API token. */
+/** One organization with its owner's API token, and the store the simulated jobs name (no agent ever opens it: the jobs are completed at once). */
 async function seedOrganization(scratch: ScratchDatabase): Promise<{ orgId: string; token: string; storeRowId: string }> {
   const orgId = randomUUID();
   const storeRowId = randomUUID();
-  const userId = randomUUID();
-  const tokenId = randomUUID();
-  const { token, secretHash } = apiToken(orgId, tokenId);
-  const roles = ['owner', 'admin', 'operator', 'auditor', 'viewer'].map((name) => ({ org_id: orgId, id: randomUUID(), name, builtin: true, description: `built-in ${name} role` }));
-  await scratch.owner.begin(async (tx) => {
-    await tx`INSERT INTO organizations (id, name) VALUES (${orgId}, 'bench fleet')`;
-    await tx`INSERT INTO roles ${tx(roles)}`;
-    await tx`INSERT INTO users (org_id, id, email, display_name) VALUES (${orgId}, ${userId}, 'owner@fleet.bench', 'Owner')`;
-    await tx`INSERT INTO memberships (org_id, user_id, role_id) VALUES (${orgId}, ${userId}, ${roles[0]!.id})`;
-    await tx`INSERT INTO api_tokens (org_id, id, user_id, name, secret_hash, scopes, expires_at)
-             VALUES (${orgId}, ${tokenId}, ${userId}, 'bench', ${secretHash}, ${['*']}, now() + interval '1 day')`;
-    // the store the simulated jobs name (no agent ever opens it: the jobs are completed at once)
+  const token = await scratch.owner.begin(async (tx) => {
+    const created = await insertBenchOrganization(tx, { orgId, userId: randomUUID(), tokenId: randomUUID() }, { organization: 'bench fleet', email: 'owner@fleet.bench', displayName: 'Owner' });
     await tx`INSERT INTO stores (org_id, id, name, store_id, kind, url, key_proxy_url, status)
              VALUES (${orgId}, ${storeRowId}, 'bench', ${randomBytes(32).toString('hex')}, 'fs', 'fs:///var/lib/arca/bench-store', 'https://key-proxy.bench.invalid', 'ready')`;
+    return created;
   });
   return { orgId, token, storeRowId };
 }
@@ -100,31 +75,9 @@ async function writeFleetKeys(keyDir: string): Promise<{ secretsKeyFile: string;
   return { secretsKeyFile, signingKeyFile };
 }
 
-async function startControlPlane(scratch: ScratchDatabase, keyDir: string): Promise<{ child: ChildProcess; url: string }> {
+async function startControlPlane(scratch: ScratchDatabase, keyDir: string): Promise<BenchControlPlane> {
   const keys = await writeFleetKeys(keyDir);
-  const env = {
-    ...process.env, NODE_ENV: 'production', DATABASE_URL: scratch.appUrl, ARCA_CP_PORT: '0', ARCA_CP_HOST: '127.0.0.1',
-    ARCA_CP_SECRETS_KEY_FILE: keys.secretsKeyFile, ARCA_CP_JOB_SIGNING_KEY_FILE: keys.signingKeyFile, ...CP_ENV,
-  };
-  const child = spawn(process.execPath, [...CP_NODE_ARGS, CONTROL_PLANE, 'serve'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  // BENCH_CP_LOG=FILE keeps the control plane's log (request lines with their responseTime) for a closer look
-  if (process.env.BENCH_CP_LOG) child.stdout!.pipe(createWriteStream(process.env.BENCH_CP_LOG));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let resolved = false;
-    child.stdout!.on('data', (d: Buffer) => {
-      if (resolved) return;
-      out += d.toString();
-      const match = /"msg":"control plane listening"[^\n]*"url":"(http:\/\/[^"]+)"/.exec(out);
-      if (match != null) {
-        resolved = true;
-        resolve({ child, url: match[1]! });
-      }
-    });
-    child.once('exit', (code) => {
-      if (!resolved) reject(new Error(`the control plane exited (${code}) before listening: ${out.slice(-2000)}`));
-    });
-  });
+  return startBenchControlPlane(scratch, { ARCA_CP_SECRETS_KEY_FILE: keys.secretsKeyFile, ARCA_CP_JOB_SIGNING_KEY_FILE: keys.signingKeyFile });
 }
 
 /** A signed agent request (docs/fleet.md §2): `authorization: Agent <credential>` + a fresh DPoP proof. */
@@ -265,12 +218,12 @@ async function main(): Promise<void> {
   console.log(`bench:fleet — ${AGENTS} simulated agents, heartbeats at ${HEARTBEAT_RATE}/s, jobs at ${JOB_RATE}/s, ${SECONDS} s per phase`);
   const scratch = await createScratchDatabase();
   const keyDir = await mkdtemp(path.join(tmpdir(), 'arca-fleet-bench-'));
-  let child: ChildProcess | undefined;
+  let cp: BenchControlPlane | undefined;
   try {
     const org = await seedOrganization(scratch);
     const started = await startControlPlane(scratch, keyDir);
-    child = started.child;
-    const pid = child.pid!;
+    cp = started;
+    const pid = started.child.pid!;
     const base = started.url;
     const created = await graphql(base, org.token, 'mutation($n: Int!) { createEnrollmentToken(input: { name: "bench", maxUses: $n, expiresInHours: 2 }) { token } }', { n: AGENTS });
     const enrollmentToken = (created.createEnrollmentToken as { token: string }).token;
@@ -337,11 +290,7 @@ async function main(): Promise<void> {
     for (const agent of agents) agent.poll?.close();
     await polls.catch(() => undefined);
   } finally {
-    if (child != null && child.exitCode == null) {
-      const exited = new Promise((resolve) => child!.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await cp?.stop();
     await scratch.drop();
     await rm(keyDir, { recursive: true, force: true });
   }

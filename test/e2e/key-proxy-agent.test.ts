@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitForListeningUrl } from '@arca/test-support';
 import { issueJobToken, type JobOperation } from '@arca/crypto';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -58,28 +59,7 @@ class KeyProxy {
 
   static async start(env: Record<string, string>): Promise<KeyProxy> {
     const child = spawn(process.execPath, [KEY_PROXY, 'serve'], { env: { ...baseEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const url = await new Promise<string>((resolve, reject) => {
-      let buffered = '';
-      const timer = setTimeout(() => reject(new Error(`the key proxy did not start in 20 s: ${stderr}`)), 20_000);
-      child.stdout!.on('data', (d: Buffer) => {
-        buffered += d.toString();
-        for (const line of buffered.split('\n')) {
-          if (!line.includes('"listening"')) continue;
-          const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(line);
-          if (m) {
-            clearTimeout(timer);
-            resolve(m[1]!);
-          }
-        }
-      });
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`the key proxy exited (${code}) before listening: ${stderr}`));
-      });
-    });
-    child.stdout!.resume();
+    const url = await waitForListeningUrl(child, 'the key proxy');
     return new KeyProxy(child, url);
   }
 

@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitForListeningUrl } from '@arca/test-support';
 import { issueJobToken, type AgentIdentity, type JobOperation } from '@arca/crypto';
 
 const KEY_PROXY = fileURLToPath(new URL('../../key-proxy/bin/arca-key-proxy.ts', import.meta.url));
@@ -62,27 +63,7 @@ export class TestKeyProxy {
       }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const url = await new Promise<string>((resolve, reject) => {
-      let buffered = '';
-      const timer = setTimeout(() => reject(new Error(`the key proxy did not start in 20 s: ${stderr}`)), 20_000);
-      child.stdout!.on('data', (d: Buffer) => {
-        buffered += d.toString();
-        for (const line of buffered.split('\n')) {
-          const m = line.includes('"listening"') ? /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(line) : null;
-          if (m) {
-            clearTimeout(timer);
-            resolve(m[1]!);
-          }
-        }
-      });
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`the key proxy exited (${code}) before listening: ${stderr}`));
-      });
-    });
-    child.stdout!.resume();
+    const url = await waitForListeningUrl(child, 'the key proxy');
     return new TestKeyProxy(child, url, issuerKey);
   }
 

@@ -16,12 +16,13 @@ import { SchedulerService } from './scheduler/scheduler.service.ts';
 import { LeaseRecheck } from './agent-api/lease-recheck.service.ts';
 import { agentApiRouteOptions } from './agent-api/agent-api-route-options.ts';
 import { AgentApiRoutes } from './agent-api/agent-api-routes.service.ts';
-
-/** the agent API's routes (docs/fleet.md §3), for the hooks below */
-const AGENT_API_ROUTE_PREFIX = '/agent/v1/';
 import { LeaseSweeper } from './jobs/lease-sweeper.service.ts';
 import { JobEvents } from './jobs/job-events.ts';
 import { FollowUpService } from './scheduler/follow-up.service.ts';
+import { AGENT_API_PREFIX } from '@arca/contracts';
+
+/** the agent API's routes (docs/fleet.md §3), for the hooks below */
+const AGENT_API_ROUTE_PREFIX = `${AGENT_API_PREFIX}/`;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 

@@ -1,5 +1,4 @@
-import { Catch, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from '@nestjs/common';
 import { AGENT_API_MAX_BODY_BYTES, AgentApiErrorCode } from '@arca/contracts';
 import { ControlPlaneError, ControlPlaneErrorCode } from '../errors/control-plane-error.ts';
 import { LeaseLostError } from '../jobs/job-queue.service.ts';
@@ -43,8 +42,7 @@ export function toAgentApiError(exception: unknown, requestId: string, logger: P
   const answer = (status: number, code: string, message: string) => ({ status, body: { error: { code, message } } });
   if (exception instanceof AgentApiError) return answer(exception.httpStatus, exception.code, exception.message);
   if (exception instanceof LeaseLostError) return answer(409, AgentApiErrorCode.LeaseLost, exception.message);
-  const fastify = fromFastifyError(exception);
-  const known = exception instanceof ControlPlaneError ? exception : fastify;
+  const known = exception instanceof ControlPlaneError ? exception : fromFastifyError(exception);
   if (known != null) {
     switch (known.code) {
       case ControlPlaneErrorCode.PayloadTooLarge:
@@ -64,18 +62,4 @@ export function toAgentApiError(exception: unknown, requestId: string, logger: P
   }
   logger.error({ msg: 'unexpected error in the agent API', err: exception, requestId });
   return answer(500, 'INTERNAL', `internal error (request ${requestId})`);
-}
-
-@Catch()
-export class AgentApiErrorFilter implements ExceptionFilter {
-  private readonly logger = new Logger('agent-api');
-
-  catch(exception: unknown, host: ArgumentsHost): unknown {
-    if (host.getType() !== 'http') return exception;
-    const reply = host.switchToHttp().getResponse<FastifyReply>();
-    const request = host.switchToHttp().getRequest<FastifyRequest>();
-    const { status, body } = toAgentApiError(exception, request.id, this.logger);
-    void reply.status(status).send(body);
-    return undefined;
-  }
 }

@@ -6,7 +6,7 @@ import { jobs, stores, type Database, type JobRow, type StoreRow } from '@arca/d
 import type { ControlPlaneConfig } from '../config/control-plane-config.ts';
 import { CONFIG, DATABASE } from '../database/database.tokens.ts';
 import { JobTokenIssuer } from '../job-tokens/job-token-issuer.service.ts';
-import { LeaseLostError } from '../jobs/job-queue.service.ts';
+import { ACTIVE_JOB_STATUSES, LeaseLostError } from '../jobs/job-queue.service.ts';
 import { FleetKeysService } from '../secrets/fleet-keys.service.ts';
 import { credentialsAad } from '../stores/store-credentials.ts';
 import type { AgentIdentityRow } from './agent-directory.ts';
@@ -56,7 +56,7 @@ export class JobAccessService {
   async refreshTokens(agent: AgentIdentityRow, jobId: string, attempt: number): Promise<{ token: string; copyToken?: string }> {
     const found = await this.db.readTenant(agent.orgId, async (tx) => {
       const [job] = await tx.select().from(jobs).where(and(eq(jobs.orgId, agent.orgId), eq(jobs.id, jobId)));
-      if (job == null || job.agentId !== agent.agentId || job.attempt !== attempt || !['leased', 'running'].includes(job.status)) return null;
+      if (job == null || job.agentId !== agent.agentId || job.attempt !== attempt || !ACTIVE_JOB_STATUSES.includes(job.status)) return null;
       const ids = [job.storeId, job.copyStoreId].filter((s): s is string => s != null);
       const rows = ids.length === 0 ? [] : await tx.select().from(stores).where(and(eq(stores.orgId, agent.orgId), inArray(stores.id, ids)));
       return { job, rows };

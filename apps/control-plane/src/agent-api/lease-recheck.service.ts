@@ -40,11 +40,10 @@ export class LeaseRecheck implements OnApplicationShutdown {
   }
 
   async recheckOnce(): Promise<void> {
-    for (const [orgId, agentIds] of this.wakeups.waitingAgents()) {
+    for (const [orgId, waiting] of this.wakeups.waitingAgents()) {
       try {
         // the organization's agents with a ready job (few: a job waits for its agent only while it is away),
         // not "which of these thousands of waiting agents" — that query would grow with the fleet
-        const waiting = new Set(agentIds);
         const ready = await this.db.readTenant(orgId, (tx) => tx.selectDistinct({ agentId: jobs.agentId }).from(jobs)
           .where(and(eq(jobs.orgId, orgId), eq(jobs.status, 'queued'), lte(jobs.runAfter, sql`now()`))).limit(10_000));
         for (const { agentId } of ready) if (waiting.has(agentId)) this.wakeups.wake(orgId, agentId);

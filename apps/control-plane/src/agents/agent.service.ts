@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { jwkThumbprint } from '@arca/crypto';
-import { agents, jobs, type AgentRow, type Database, type TenantTx } from '@arca/db';
+import { agents, jobs, type AgentRow, type Database } from '@arca/db';
 import { AccessService } from '../access/access.service.ts';
 import { AgentDirectory } from '../agent-api/agent-directory.ts';
 import { AuditLogService } from '../audit/audit-log.service.ts';
@@ -12,7 +12,7 @@ import { CONFIG, DATABASE } from '../database/database.tokens.ts';
 import { ControlPlaneError, ControlPlaneErrorCode } from '../errors/control-plane-error.ts';
 import { conflictAs, notFound, parseInput } from '../errors/input-validation.ts';
 import { decodeCursor, encodeCursor, pageSize, toConnection } from '../graphql/relay-pagination.ts';
-import { JobQueueService } from '../jobs/job-queue.service.ts';
+import { ACTIVE_JOB_STATUSES, JobQueueService } from '../jobs/job-queue.service.ts';
 import { labelPairs, labelsFromPairs, labelsSchema, type Labels } from '../policies/label-selector.ts';
 import { visiblePage } from './visible-page.ts';
 import type { Agent, AgentConnection, AgentFilter, RekeyAgentInput, UpdateAgentLabelsInput } from './agent.types.ts';
@@ -76,30 +76,30 @@ export class AgentService {
   }
 
   setStatus(principal: Principal, id: string, status: 'active' | 'disabled', requestId: string): Promise<Agent> {
-    return this.change(principal, id, requestId, status === 'active' ? 'agent.enabled' : 'agent.disabled', async (tx, row) => {
+    return this.change(principal, id, requestId, status === 'active' ? 'agent.enabled' : 'agent.disabled', (row) => {
       if (row.status === 'removed') throw conflict('the agent was removed: enroll the machine again instead');
       return { status };
     });
   }
 
   async remove(principal: Principal, id: string, requestId: string): Promise<Agent> {
-    const agent = await this.change(principal, id, requestId, 'agent.removed', async () => ({ status: 'removed' as const }));
+    const agent = await this.change(principal, id, requestId, 'agent.removed', () => ({ status: 'removed' as const }));
     // its work ends visibly: queued jobs cancelled, running ones asked to stop (their lease then runs out)
     const open = await this.db.readTenant(principal.orgId, (tx) => tx.select({ id: jobs.id }).from(jobs)
-      .where(and(eq(jobs.orgId, principal.orgId), eq(jobs.agentId, id), inArray(jobs.status, ['queued', 'leased', 'running']))));
+      .where(and(eq(jobs.orgId, principal.orgId), eq(jobs.agentId, id), inArray(jobs.status, ['queued', ...ACTIVE_JOB_STATUSES]))));
     for (const job of open) await this.queue.cancel(principal.orgId, job.id, `${principal.actor} (agent removed)`);
     return agent;
   }
 
   updateLabels(principal: Principal, input: UpdateAgentLabelsInput, requestId: string): Promise<Agent> {
     const labels = parseInput(labelsSchema, labelsFromPairs(input.labels) ?? {});
-    return this.change(principal, input.id, requestId, 'agent.labels_changed', async () => ({ labels }), { labels });
+    return this.change(principal, input.id, requestId, 'agent.labels_changed', () => ({ labels }), { labels });
   }
 
   rekey(principal: Principal, input: RekeyAgentInput, requestId: string): Promise<Agent> {
     const x = parseInput(z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'an Ed25519 public key "x": 43 base64url characters'), input.publicKeyX);
     const keyThumbprint = jwkThumbprint({ kty: 'OKP', crv: 'Ed25519', x });
-    return this.change(principal, input.id, requestId, 'agent.rekeyed', async (_tx, row) => {
+    return this.change(principal, input.id, requestId, 'agent.rekeyed', (row) => {
       if (row.status === 'removed') throw conflict('the agent was removed: enroll the machine again instead');
       return { publicKeyX: x, keyThumbprint };
     });
@@ -107,7 +107,8 @@ export class AgentService {
 
   private async change(
     principal: Principal, id: string, requestId: string, action: string,
-    compute: (tx: TenantTx, row: AgentRow) => Promise<Partial<Pick<AgentRow, 'status' | 'labels' | 'publicKeyX' | 'keyThumbprint'>>>,
+    /** the columns to change, decided on the row as locked */
+    compute: (row: AgentRow) => Partial<Pick<AgentRow, 'status' | 'labels' | 'publicKeyX' | 'keyThumbprint'>>,
     after?: { labels: Labels },
   ): Promise<Agent> {
     this.access.require(principal, 'update', 'Agent', undefined, requestId);
@@ -116,7 +117,7 @@ export class AgentService {
       const [existing] = await tx.select().from(agents).where(and(eq(agents.orgId, principal.orgId), eq(agents.id, id))).for('update');
       if (existing == null || this.access.filter(principal, 'read', 'Agent', [existing]).length === 0) throw notFound('the agent');
       this.access.require(principal, 'update', 'Agent', after == null ? [existing] : [existing, after], requestId);
-      const set = await compute(tx, existing);
+      const set = compute(existing);
       const [updated] = await conflictAs('another agent of the organization already has this key', () =>
         tx.update(agents).set({ ...set, updatedAt: new Date() }).where(and(eq(agents.orgId, principal.orgId), eq(agents.id, id))).returning());
       await this.audit.append(tx, principal.orgId, {

@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ENROLLMENT_TOKEN_PREFIX } from '@arca/contracts';
 
 /**
  * API token wire format: `arca_pat_` + base64url(orgId[16] ‖ tokenId[16] ‖ secret[32]). Session
@@ -14,8 +15,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 export const API_TOKEN_PREFIX = 'arca_pat_';
 export const SESSION_PREFIX = 'arca_ses_';
 export const INVITATION_PREFIX = 'arca_inv_';
-/** Agent enrollment tokens (docs/fleet.md §2); the same value as ENROLLMENT_TOKEN_PREFIX of @arca/contracts. */
-export const ENROLLMENT_PREFIX = 'arca_enr_';
+/** Agent enrollment tokens (docs/fleet.md §2): the agent API's contract names the prefix. */
+export const ENROLLMENT_PREFIX = ENROLLMENT_TOKEN_PREFIX;
 type OpaquePrefix = typeof API_TOKEN_PREFIX | typeof SESSION_PREFIX | typeof INVITATION_PREFIX | typeof ENROLLMENT_PREFIX;
 const BODY = /^[A-Za-z0-9_-]{86}$/;
 

@@ -13,7 +13,9 @@ import { JOB_PROGRESS_CHANNEL, JobWakeups, ORIGIN } from './job-wakeups.ts';
 /** Log lines kept per job (docs/fleet.md §6): older `log` events are trimmed. */
 export const MAX_LOG_EVENTS_PER_JOB = 1000;
 const MAX_BACKOFF_MS = 3_600_000;
-const ACTIVE: JobStatus[] = ['leased', 'running'];
+/** A job an agent holds: its lease, heartbeats and token refreshes are valid only in these statuses. */
+export const ACTIVE_JOB_STATUSES: readonly JobStatus[] = ['leased', 'running'];
+const ACTIVE = ACTIVE_JOB_STATUSES;
 
 /** The job was not leased to this agent and attempt (any more): the agent abandons it (409). */
 export class LeaseLostError extends ControlPlaneError {

@@ -39,13 +39,13 @@ export class JobWakeups implements OnModuleInit, OnApplicationShutdown {
   }
 
   /** The agents with a long poll waiting on this replica, by organization (for the batched re-check). */
-  waitingAgents(): Map<string, string[]> {
-    const out = new Map<string, string[]>();
+  waitingAgents(): Map<string, Set<string>> {
+    const out = new Map<string, Set<string>>();
     for (const key of this.waiters.keys()) {
       const [orgId, agentId] = key.split(':') as [string, string];
-      const list = out.get(orgId);
-      if (list == null) out.set(orgId, [agentId]);
-      else list.push(agentId);
+      const agents = out.get(orgId);
+      if (agents == null) out.set(orgId, new Set([agentId]));
+      else agents.add(agentId);
     }
     return out;
   }
