@@ -24,7 +24,10 @@ export { rawName } from './snapshot/tree.ts';
 export { loadTree, findNode, walkTree, type WalkEntry } from './snapshot/tree-io.ts';
 export { listSnapshots, findSnapshots, resolveSnapshot, type SnapshotFilter } from './snapshot/snapshot-io.ts';
 export { ExcludeRules } from './backup/exclude-rules.ts';
-export { backup, type BackupOptions, type BackupProgress, type BackupResult, type BackupWarning } from './backup/backup-runner.ts';
+export {
+  backup, backupStream, streamSourcePath, type BackupOptions, type BackupCommonOptions, type StreamBackupOptions, type BackupProgress, type BackupResult, type BackupWarning,
+} from './backup/backup-runner.ts';
+export { spawnCommandSource, type CommandSource, type CommandSourceOptions } from './backup/command-source.ts';
 export { restore, type RestoreOptions, type RestoreProgress, type RestoreResult } from './restore/restorer.ts';
 export { ENGINE_VERSION } from './version.ts';
 export { check, type CheckOptions, type CheckProgress, type CheckResult, type CheckError, type DamagedBlob } from './check/checker.ts';

@@ -22,17 +22,12 @@ import { UserNames } from './user-names.ts';
 import { PreviousChunks } from './previous-chunks.ts';
 import { currentUserName } from '../util/os-user.ts';
 
-export interface BackupOptions {
-  paths: string[];
-  excludes?: string[];
-  excludeFiles?: string[];
-  oneFileSystem?: boolean;
+/** What every backup takes, whatever its source. */
+export interface BackupCommonOptions {
   tags?: string[];
   hostname?: string;
   /** parent snapshot ID; default: the latest snapshot of the same host and paths */
   parent?: string;
-  /** read every file, even those unchanged since the parent snapshot (which is still recorded) */
-  force?: boolean;
   workers?: number;
   /**
    * Stop early: dispatching stops, work in flight finishes, and the packs and index for everything
@@ -41,6 +36,34 @@ export interface BackupOptions {
   signal?: AbortSignal;
   onProgress?: (p: BackupProgress) => void;
   onWarning?: (w: BackupWarning) => void;
+}
+
+/** A backup of files and directories. */
+export interface BackupOptions extends BackupCommonOptions {
+  paths: string[];
+  excludes?: string[];
+  excludeFiles?: string[];
+  oneFileSystem?: boolean;
+  /** read every file, even those unchanged since the parent snapshot (which is still recorded) */
+  force?: boolean;
+}
+
+/**
+ * A backup of one byte stream (stdin, a command's stdout, a database dump): the snapshot holds one
+ * file at `path`, mode 0600, owned by this process's uid/gid, modified now, in directories (0700)
+ * that exist only in the snapshot. Its content goes through the same chunking, deduplication,
+ * compression and encryption as any file; the snapshot's `paths` are `[path]`, so the parent is
+ * the latest snapshot of the same host and stream name, whose chunks speed up the chunking.
+ */
+export interface StreamBackupOptions extends BackupCommonOptions {
+  /** where the stream is recorded, e.g. `/postgres/orders.dump` (a relative name is put under `/`) */
+  path: string;
+  stream: AsyncIterable<Uint8Array>;
+  /**
+   * Awaited once the stream has ended and its content is stored, before the snapshot is written:
+   * throwing here (a dump command that exited non-zero) fails the backup and writes no snapshot.
+   */
+  finished?: () => Promise<void>;
 }
 
 export interface BackupProgress {
@@ -83,6 +106,28 @@ export async function backup(store: Store, options: BackupOptions): Promise<Back
   }
 }
 
+/** Snapshot one byte stream into a store, as one file (see StreamBackupOptions). */
+export async function backupStream(store: Store, options: StreamBackupOptions): Promise<BackupResult> {
+  const streamPath = streamSourcePath(options.path);
+  const lock = await acquireLock(store, false, 'backup');
+  try {
+    return await new BackupRunner(store, { ...options, path: streamPath }).run();
+  } finally {
+    await lock.release();
+  }
+}
+
+/** The absolute, normalised path a stream is recorded at; refuses empty names, `.` and `..`. */
+export function streamSourcePath(name: string): string {
+  const parts = name.split('/').filter((p) => p !== '');
+  if (parts.length === 0 || parts.some((p) => p === '.' || p === '..') || name.includes('\0')) {
+    throw new ArcaError(ArcaErrorCode.InvalidArgument, `"${name}" cannot name a backed-up stream`, {
+      hint: 'give a file name such as db.dump or postgres/orders.dump (no empty, "." or ".." components)',
+    });
+  }
+  return `/${parts.join('/')}`;
+}
+
 interface PathTrie {
   children: Map<string, PathTrie>;
   selected: boolean;
@@ -101,7 +146,7 @@ interface Dispatched<T> {
 
 class BackupRunner {
   private readonly store: Store;
-  private readonly options: BackupOptions;
+  private readonly options: BackupOptions | StreamBackupOptions;
   private readonly excludes: ExcludeRules;
   private readonly names = new UserNames();
   private readonly fileSlots = new Semaphore(MAX_FILES_IN_FLIGHT);
@@ -131,17 +176,18 @@ class BackupRunner {
   private readonly segmentSize: number;
   private readonly smallFileLimit: number;
 
-  constructor(store: Store, options: BackupOptions) {
+  constructor(store: Store, options: BackupOptions | StreamBackupOptions) {
     this.store = store;
     this.options = options;
-    this.excludes = new ExcludeRules(options.excludes, options.excludeFiles);
+    this.excludes = 'paths' in options ? new ExcludeRules(options.excludes, options.excludeFiles) : new ExcludeRules();
     this.segmentSize = Math.max(16 * 1024 * 1024, 2 * store.config.chunker.maxSize);
     this.smallFileLimit = store.config.chunker.maxSize;
   }
 
   async run(): Promise<BackupResult> {
     const started = Date.now();
-    const paths = [...new Set(this.options.paths.map(canonicalSourcePath))].sort();
+    const options = this.options;
+    const paths = 'paths' in options ? [...new Set(options.paths.map(canonicalSourcePath))].sort() : [options.path];
     await this.store.loadIndex();
     const hostname = this.options.hostname ?? os.hostname();
     // --force still records the parent (for diffs and statistics); it only stops files being reused
@@ -156,7 +202,9 @@ class BackupRunner {
     if (this.options.signal?.aborted) onAbort();
     try {
       const trie = buildTrie(paths);
-      if (trie.selected) {
+      if (!('paths' in options)) {
+        rootTree = await this.saveStream(options, parent?.snapshot.tree);
+      } else if (trie.selected) {
         // backing up `/` itself: the root directory is the snapshot's root tree
         const root = await this.dispatchDir(Buffer.from('/'), parent?.snapshot.tree, lstatSync('/', { bigint: true }).dev);
         this.flushSmallBatch();
@@ -203,6 +251,106 @@ class BackupRunner {
     this.small = { paths: [], bytes: 0, waiters: [] };
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
     await this.store.flush();
+  }
+
+  /**
+   * A stream backup's tree: the file (content read from the stream) in directories that exist only
+   * in the snapshot. The source's `finished` check runs before any tree is saved.
+   */
+  private async saveStream(options: StreamBackupOptions, parentTree: string | undefined): Promise<string> {
+    const parts = options.path.split('/').filter(Boolean);
+    // the parent snapshot's version of the stream (same host and name): its chunks are hints
+    let parentNode: TreeNode | undefined;
+    let tree = parentTree;
+    for (const [i, part] of parts.entries()) {
+      const node = (await this.parentNodes(tree)).byName.get(Buffer.from(part).toString('base64'));
+      if (i === parts.length - 1) parentNode = node?.type === 'file' ? node : undefined;
+      else tree = node?.type === 'dir' ? node.subtree : undefined;
+      if (tree === undefined) break;
+    }
+    let content: string[];
+    let size: number;
+    try {
+      ({ content, size } = await this.readStream(options.stream, PreviousChunks.of(this.store, parentNode?.content), options.path));
+      if (this.fatal) throw this.fatal;
+      await options.finished?.();
+    } catch (err) {
+      // the source failed (a read error, a dump command that exited non-zero): no snapshot, but
+      // what was stored is indexed, as after an interruption, so the store has no stray packs
+      if (this.fatal === undefined) await this.keepWorkDone();
+      throw err;
+    }
+
+    const nowNs = (BigInt(Date.now()) * 1_000_000n).toString();
+    const uid = process.getuid?.() ?? 0;
+    const gid = process.getgid?.() ?? 0;
+    const virtual = (name: string, type: 'file' | 'dir'): TreeNode => {
+      const node: TreeNode = {
+        ...encodeName(Buffer.from(name)), type, mode: type === 'file' ? 0o600 : 0o700, uid, gid,
+        mtimeNs: nowNs, ctimeNs: nowNs, inode: '0', dev: '0', links: 1,
+      };
+      const user = this.names.user(uid);
+      const group = this.names.group(gid);
+      if (user) node.user = user;
+      if (group) node.group = group;
+      return node;
+    };
+    if (parentNode) this.stats.filesChanged++;
+    else this.stats.filesNew++;
+    this.stats.bytesTotal += size;
+    this.progress.files++;
+    let node: TreeNode = { ...virtual(parts.at(-1)!, 'file'), size, content };
+    for (let i = parts.length - 2; i >= 0; i--) {
+      const subtree = await this.saveTree([node]);
+      node = { ...virtual(parts[i]!, 'dir'), subtree };
+      this.stats.dirs++;
+      this.progress.dirs++;
+    }
+    this.report(options.path);
+    return this.saveTree([node]);
+  }
+
+  /** Stream content, segment by segment: hashed in order in a worker, sealed concurrently. */
+  private async readStream(stream: AsyncIterable<Uint8Array>, previous: PreviousChunks | undefined, name: string): Promise<{ content: string[]; size: number }> {
+    const source = new StreamFiller(stream, this.options.signal);
+    const parts: Promise<string[]>[] = [];
+    const segment = this.segmentSize;
+    let rest: Buffer | undefined;
+    let offset = 0;
+    for (;;) {
+      if (this.fatal) throw this.fatal;
+      await this.budget.acquire(segment);
+      let hashed;
+      try {
+        if (this.fatal) throw this.fatal; // stopped while waiting for the budget
+        // a buffer of its own: it is transferred to the worker, not copied
+        const buf = Buffer.allocUnsafeSlow(segment);
+        const start = rest ? rest.copy(buf) : 0;
+        const { filled, eof } = await source.fill(buf, start);
+        if (this.fatal) throw this.fatal;
+        if (filled === 0 && eof) {
+          this.budget.release(segment);
+          break;
+        }
+        hashed = await this.pool.hashData(buf.subarray(0, filled), eof, previous?.hintsAt(offset, segment));
+      } catch (err) {
+        this.budget.release(segment);
+        throw err;
+      }
+      rest = hashed.rest;
+      offset += hashed.consumed;
+      previous?.advance(offset, hashed.ids);
+      this.stats.bytesRead += hashed.consumed;
+      this.progress.bytesRead += hashed.consumed;
+      this.progress.bytesDone += hashed.consumed;
+      this.report(name);
+      const stored = settle(this.storeHashed(hashed).finally(() => this.budget.release(segment)));
+      this.inflight.add(stored);
+      void stored.finally(() => this.inflight.delete(stored)).catch(() => undefined);
+      parts.push(stored);
+      if (hashed.eof) break;
+    }
+    return { content: (await Promise.all(parts)).flat(), size: offset };
   }
 
   private async findParent(hostname: string, paths: string[]) {
@@ -281,7 +429,7 @@ class BackupRunner {
       }
       case 'dir': {
         this.stats.dirs++;
-        if (this.options.oneFileSystem && st.dev !== rootDev) {
+        if ('oneFileSystem' in this.options && this.options.oneFileSystem && st.dev !== rootDev) {
           node.subtree = await this.saveTree([]);
           return dispatched(Promise.resolve(node));
         }
@@ -348,7 +496,7 @@ class BackupRunner {
 
   /** The parent's blob list for a file unchanged since the parent snapshot (not read again). */
   private reuseUnchanged(node: TreeNode, parentNode: TreeNode | undefined): TreeNode | undefined {
-    if (this.options.force || !parentNode || !unchanged(parentNode, node) || !parentNode.content!.every((id) => this.store.hasBlob(id))) return undefined;
+    if (('force' in this.options && this.options.force) || !parentNode || !unchanged(parentNode, node) || !parentNode.content!.every((id) => this.store.hasBlob(id))) return undefined;
     const size = node.size ?? 0;
     this.stats.filesUnmodified++;
     this.stats.bytesTotal += size;
@@ -570,6 +718,57 @@ function buildTrie(paths: string[]): PathTrie {
     node.children.clear();
   }
   return root;
+}
+
+/** Fills buffers from a byte stream; stops waiting for more bytes when `signal` aborts. */
+class StreamFiller {
+  private readonly iterator: AsyncIterator<Uint8Array>;
+  private readonly signal: AbortSignal | undefined;
+  private pending: Buffer | undefined;
+  private ended = false;
+
+  constructor(stream: AsyncIterable<Uint8Array>, signal: AbortSignal | undefined) {
+    this.iterator = stream[Symbol.asyncIterator]();
+    this.signal = signal;
+  }
+
+  /** Fill `buf` from `start` until it is full or the stream ends. */
+  async fill(buf: Buffer, start: number): Promise<{ filled: number; eof: boolean }> {
+    let pos = start;
+    while (pos < buf.length) {
+      if (this.pending && this.pending.length > 0) {
+        const n = this.pending.copy(buf, pos);
+        pos += n;
+        this.pending = this.pending.subarray(n);
+        continue;
+      }
+      if (this.ended || this.signal?.aborted) break;
+      const next = await this.next();
+      if (next === undefined) break;
+      this.pending = Buffer.from(next.buffer, next.byteOffset, next.byteLength);
+    }
+    return { filled: pos, eof: this.ended && !(this.pending && this.pending.length > 0) };
+  }
+
+  private async next(): Promise<Uint8Array | undefined> {
+    const signal = this.signal;
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<undefined>((resolve) => {
+      onAbort = () => resolve(undefined);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      const r = await Promise.race([this.iterator.next(), aborted]);
+      if (r === undefined) return undefined;
+      if (r.done) {
+        this.ended = true;
+        return undefined;
+      }
+      return typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
+    } finally {
+      signal?.removeEventListener('abort', onAbort!);
+    }
+  }
 }
 
 function dispatched<T>(p: Promise<T>): Dispatched<T> {

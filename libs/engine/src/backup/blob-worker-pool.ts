@@ -21,6 +21,11 @@ export interface HashedSegment extends HashedBatch {
   bytesRead: number;
 }
 
+export interface HashedData extends HashedSegment {
+  /** the bytes after the last final chunk (they start the next segment) */
+  rest: Buffer | undefined;
+}
+
 export interface WorkerKeys {
   macKey: Uint8Array;
   chunkerKey: Uint8Array;
@@ -49,6 +54,19 @@ export class BlobWorkerPool {
     const request: WorkerRequest = hints ? { op: 'hashSegment', seq, path, offset, length, hints } : { op: 'hashSegment', seq, path, offset, length };
     const msg = await this.pool.request<Extract<WorkerResponse, { op: 'hashedSegment' }>>(worker, request);
     return { ids: splitIds(msg.ids), consumed: msg.consumed, eof: msg.eof, bytesRead: msg.bytesRead, worker, seq };
+  }
+
+  /**
+   * Chunk and hash bytes of a stream. `data` must be the whole of its ArrayBuffer: it is
+   * transferred to the worker (and unusable here afterwards).
+   */
+  async hashData(data: Buffer, eof: boolean, hints?: ChunkHints): Promise<HashedData> {
+    const worker = this.pool.leastBusy();
+    const seq = this.pool.nextSeq();
+    const request: WorkerRequest = hints ? { op: 'hashData', seq, data, eof, hints } : { op: 'hashData', seq, data, eof };
+    const msg = await this.pool.request<Extract<WorkerResponse, { op: 'hashedSegment' }>>(worker, request, [data.buffer as ArrayBuffer]);
+    const rest = msg.rest ? Buffer.from(msg.rest.buffer, msg.rest.byteOffset, msg.rest.byteLength) : undefined;
+    return { ids: splitIds(msg.ids), consumed: msg.consumed, eof: msg.eof, bytesRead: msg.bytesRead, rest, worker, seq };
   }
 
   /** Compress and encrypt chunks `indices` of a hashed batch; releases the batch. */

@@ -7,7 +7,7 @@ import { createHmac, createSecretKey } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { FastCdc, type ChunkerParams } from '../chunker/fastcdc.ts';
-import { chunkWithHints } from '../chunker/hinted-chunking.ts';
+import { chunkWithHints, type ChunkHints } from '../chunker/hinted-chunking.ts';
 import { sealBlob, type BlobType } from '../format/blob-codec.ts';
 import { errorReply } from '../util/worker-pool.ts';
 import type { FileHashResult, WorkerRequest, WorkerResponse } from './worker-protocol.ts';
@@ -116,6 +116,25 @@ function finalChunkLengths(data: Buffer, eof: boolean): number[] {
   return lengths;
 }
 
+/** The final chunks of a segment (with the previous version's chunks as hints, when known). */
+function chunkSegment(data: Buffer, eof: boolean, hints: ChunkHints | undefined): { chunks: Buffer[]; lengths: number[]; ids: Buffer[]; consumed: number } {
+  const chunks: Buffer[] = [];
+  let ids: Buffer[] = [];
+  let lengths: number[];
+  if (hints) {
+    ({ lengths, ids } = chunkWithHints(chunker, blobIdOf, data, eof, hints));
+    let pos = 0;
+    for (const len of lengths) {
+      chunks.push(data.subarray(pos, pos + len));
+      pos += len;
+    }
+  } else {
+    lengths = finalChunkLengths(data, eof);
+    hashChunks(data, lengths, chunks, ids);
+  }
+  return { chunks, lengths, ids, consumed: lengths.reduce((a, b) => a + b, 0) };
+}
+
 function handle(msg: WorkerRequest): void {
   switch (msg.op) {
     case 'hashFiles': {
@@ -140,25 +159,28 @@ function handle(msg: WorkerRequest): void {
       const { buf, filled } = readSegment(msg.path, msg.offset, msg.length);
       const data = buf.subarray(0, filled);
       const eof = filled < msg.length;
-      const chunks: Buffer[] = [];
-      let ids: Buffer[] = [];
-      let lengths: number[];
-      if (msg.hints) {
-        ({ lengths, ids } = chunkWithHints(chunker, blobIdOf, data, eof, msg.hints));
-        let pos = 0;
-        for (const len of lengths) {
-          chunks.push(data.subarray(pos, pos + len));
-          pos += len;
-        }
-      } else {
-        lengths = finalChunkLengths(data, eof);
-        hashChunks(data, lengths, chunks, ids);
-      }
-      const consumed = lengths.reduce((a, b) => a + b, 0);
+      const { chunks, lengths, ids, consumed } = chunkSegment(data, eof, msg.hints);
       batches.set(msg.seq, chunks);
       segmentBuffers.set(msg.seq, buf);
       const all = packIds(ids);
       reply({ op: 'hashedSegment', seq: msg.seq, chunks: lengths.length, consumed, eof: eof && consumed === filled, bytesRead: filled, ids: all }, [all.buffer as ArrayBuffer]);
+      return;
+    }
+    case 'hashData': {
+      const data = Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength);
+      const { chunks, lengths, ids, consumed } = chunkSegment(data, msg.eof, msg.hints);
+      // the chunks keep `data` alive until seal/drop; the unfinished tail goes back as a copy
+      batches.set(msg.seq, chunks);
+      // (an exactly sized buffer of its own: transferring a pooled one would detach the pool)
+      const rest = consumed < data.length ? Buffer.allocUnsafeSlow(data.length - consumed) : undefined;
+      if (rest) data.copy(rest, 0, consumed);
+      const all = packIds(ids);
+      const transfer = [all.buffer as ArrayBuffer];
+      if (rest) transfer.push(rest.buffer as ArrayBuffer);
+      reply({
+        op: 'hashedSegment', seq: msg.seq, chunks: lengths.length, consumed, eof: msg.eof && consumed === data.length, bytesRead: data.length, ids: all,
+        ...(rest ? { rest } : {}),
+      }, transfer);
       return;
     }
     case 'seal': {

@@ -14,6 +14,12 @@ export type WorkerRequest =
    * gear loop (chunker/hinted-chunking.ts)
    */
   | { op: 'hashSegment'; seq: number; path: Uint8Array; offset: number; length: number; hints?: ChunkHints }
+  /**
+   * chunk and hash bytes of a stream (transferred, not copied), as hashSegment does with the bytes
+   * it reads; `eof`: no more bytes follow. The reply's `rest` returns the bytes after the last
+   * final chunk, which start the next segment.
+   */
+  | { op: 'hashData'; seq: number; data: Uint8Array; eof: boolean; hints?: ChunkHints }
   /** compress + encrypt chunks of a hashed batch (indices into its flat chunk list) */
   | { op: 'seal'; seq: number; indices: number[]; ids: Uint8Array[]; keys: Uint8Array[]; type: number }
   | { op: 'drop'; seq: number };
@@ -25,6 +31,6 @@ export type FileHashResult =
 export type WorkerResponse =
   /** `ids` holds 32 bytes per chunk, files in order */
   | { op: 'hashedFiles'; seq: number; files: FileHashResult[]; ids: Uint8Array }
-  | { op: 'hashedSegment'; seq: number; chunks: number; consumed: number; eof: boolean; bytesRead: number; ids: Uint8Array }
+  | { op: 'hashedSegment'; seq: number; chunks: number; consumed: number; eof: boolean; bytesRead: number; ids: Uint8Array; rest?: Uint8Array }
   /** sealed blobs in request order, each at `offset` in `parts[part]` (transferred buffers) */
   | { op: 'sealed'; seq: number; parts: Uint8Array[]; blobs: { encoding: BlobEncoding; rawLength: number; part: number; offset: number; length: number }[] };

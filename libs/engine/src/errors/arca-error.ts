@@ -21,6 +21,8 @@ export const ArcaErrorCode = {
   KeyNotFound: 'KEY_NOT_FOUND',
   LastKey: 'LAST_KEY',
   SourceNotFound: 'SOURCE_NOT_FOUND',
+  /** a stream's source failed: the command feeding it exited non-zero, was killed, or could not start */
+  SourceFailed: 'SOURCE_FAILED',
   Interrupted: 'INTERRUPTED',
   /** the key proxy answered with an error (its code and message are in the message) */
   KeyProxyRefused: 'KEY_PROXY_REFUSED',
