@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   AGENT_API_PATHS, JOB_KINDS, JOB_KIND_TOKEN_OPS, enrollRequestSchema, jobCompleteRequestSchema, leaseRequestSchema,
-  leasedJobSchema, parseJobSpec, snapshotMetaSchema,
+  leasedJobSchema, parseJobSpec, postgresDumpPath, snapshotMetaSchema,
 } from '../src/index.ts';
 
 const hex = (c: string) => c.repeat(64);
@@ -24,10 +24,34 @@ describe('agent API schemas (docs/fleet.md §3)', () => {
 
   it('every job kind has a spec schema and token operations', () => {
     for (const kind of JOB_KINDS) expect(JOB_KIND_TOKEN_OPS[kind].store.length).toBeGreaterThan(0);
-    expect(parseJobSpec('backup', { resourceId: uuid, paths: ['/srv'], excludes: [], tags: [] }).paths).toEqual(['/srv']);
+    expect(parseJobSpec('backup', { resourceId: uuid, paths: ['/srv'], excludes: [], tags: [] })).toMatchObject({ paths: ['/srv'] });
     expect(() => parseJobSpec('backup', { resourceId: uuid, paths: [], excludes: [], tags: [] })).toThrow();
     expect(parseJobSpec('restore-test', { snapshotId: 'latest', resourceId: uuid }).snapshotId).toBe('latest');
     expect(JOB_KIND_TOKEN_OPS.replicate.copyStore).toEqual(['backup']);
+  });
+
+  it('a backup spec names paths or one postgres database, never both, and never a password', () => {
+    const pg = { resourceId: uuid, postgres: { database: 'shop', host: 'db1.internal', port: 5433, user: 'backup' }, tags: ['nightly'] };
+    expect(parseJobSpec('backup', pg)).toEqual(pg);
+    expect(parseJobSpec('backup', { resourceId: uuid, postgres: { database: 'shop' }, tags: [] })).toEqual({ resourceId: uuid, postgres: { database: 'shop' }, tags: [] });
+    for (const host of ['127.0.0.1', '::1', '[::1]', '/var/run/postgresql', 'db-1.example.com']) {
+      expect(() => parseJobSpec('backup', { ...pg, postgres: { database: 'shop', host } }), host).not.toThrow();
+    }
+    const refused: unknown[] = [
+      { ...pg, postgres: { ...pg.postgres, password: 'secret' } }, // credentials stay on the agent's machine
+      { ...pg, postgres: { database: 'host=evil.example.com' } }, // libpq would read it as a connection string
+      { ...pg, postgres: { database: 'postgresql://u:p@h/db' } },
+      { ...pg, postgres: { database: 'x'.repeat(64) } },
+      { ...pg, postgres: { database: 'shop', host: '-oProxyCommand=x' } },
+      { ...pg, postgres: { database: 'shop', host: 'a b' } },
+      { ...pg, postgres: { database: 'shop', port: 0 } },
+      { ...pg, postgres: { database: 'shop', user: 'a=b' } },
+      { ...pg, paths: ['/srv'], excludes: [] }, // both kinds at once
+      { resourceId: uuid, database: 'shop', tags: [] }, // the old, unfinished shape
+      { resourceId: uuid, postgres: {}, tags: [] },
+    ];
+    for (const spec of refused) expect(() => parseJobSpec('backup', spec), JSON.stringify(spec)).toThrow();
+    expect(postgresDumpPath('shop')).toBe('/postgres/shop.dump');
   });
 
   it('a leased job carries store access with nullable credentials', () => {

@@ -152,12 +152,54 @@ export const retentionSchema = z.object({
 export type RetentionWire = z.infer<typeof retentionSchema>;
 
 export const initJobSpecSchema = z.object({});
-export const backupJobSpecSchema = z.object({
+/**
+ * PostgreSQL names as the agent passes them to pg_dump: a database or role name of letters,
+ * digits, `_`, `$` and `-` (so a database name can never be read by libpq as a connection string:
+ * no `=`, no `://`), at most 63 bytes (PostgreSQL's NAMEDATALEN - 1).
+ */
+export const POSTGRES_NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_$-]{0,62}$/;
+/** A host name, an IP address (v6 in brackets or plain) or a Unix-socket directory (absolute). */
+export const POSTGRES_HOST_PATTERN = /^(\/[A-Za-z0-9._/-]*|[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[?[0-9A-Fa-f:.]+\]?)$/;
+
+/**
+ * Where a postgres backup connects: what `pg_dump --host --port --username --dbname` take. There is
+ * deliberately no password: credentials come only from the agent machine (~/.pgpass,
+ * PGPASSFILE, peer authentication), never from the control plane. Unknown fields are refused.
+ */
+export const postgresConnectionSchema = z.strictObject({
+  database: z.string().regex(POSTGRES_NAME_PATTERN, 'a PostgreSQL database name: letters, digits, "_", "$" and "-", at most 63'),
+  host: z.string().regex(POSTGRES_HOST_PATTERN, 'a host name, an IP address or an absolute Unix-socket directory').optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  user: z.string().regex(POSTGRES_NAME_PATTERN, 'a PostgreSQL role name: letters, digits, "_", "$" and "-", at most 63').optional(),
+});
+export type PostgresConnection = z.infer<typeof postgresConnectionSchema>;
+
+const backupTagsSchema = z.array(z.string().max(128)).max(64);
+/** A backup of paths on the agent. */
+export const pathBackupJobSpecSchema = z.object({
   resourceId: idSchema,
   paths: z.array(z.string().min(1).max(4096)).min(1).max(1000),
   excludes: z.array(z.string().max(4096)).max(1000),
-  tags: z.array(z.string().max(128)).max(64),
+  tags: backupTagsSchema,
+  postgres: z.never().optional(),
 });
+/** A backup of one PostgreSQL database: pg_dump's custom format, recorded as `/postgres/<database>.dump`. */
+export const postgresBackupJobSpecSchema = z.object({
+  resourceId: idSchema,
+  postgres: postgresConnectionSchema,
+  tags: backupTagsSchema,
+  paths: z.never().optional(),
+  excludes: z.never().optional(),
+});
+/** Either kind of backup; a spec with both `paths` and `postgres` fits neither. */
+export const backupJobSpecSchema = z.union([pathBackupJobSpecSchema, postgresBackupJobSpecSchema]);
+export type PathBackupJobSpec = z.infer<typeof pathBackupJobSpecSchema>;
+export type PostgresBackupJobSpec = z.infer<typeof postgresBackupJobSpecSchema>;
+
+/** Where a postgres backup puts the dump in its snapshot. */
+export function postgresDumpPath(database: string): string {
+  return `/postgres/${database}.dump`;
+}
 export const restoreJobSpecSchema = z.object({ snapshotId: hex64Schema, path: z.string().max(4096), targetPath: z.string().min(1).max(4096) });
 export const checkJobSpecSchema = z.object({ readData: z.boolean(), subsetPercent: z.number().gt(0).max(100).optional() });
 export const replicateJobSpecSchema = z.object({ snapshotIds: z.array(hex64Schema).max(10_000) });
