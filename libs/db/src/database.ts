@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
-import { sql, type ExtractTablesWithRelations } from 'drizzle-orm';
+import { sql, type ExtractTablesWithRelations, type SQL } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
@@ -151,6 +151,37 @@ export class Database {
       this.transactionsOpened++;
       return this.openTenant(orgId, true, onTickEnd);
     }, (tx) => statement.run(tx, values));
+  }
+
+  /**
+   * One statement as a write transaction of `orgId`: on Postgres BEGIN, set_config, the statement
+   * and COMMIT leave in one socket write — one round trip, where `withTenant` needs one per
+   * statement plus one for the COMMIT. Answers the statement's rows once the COMMIT is confirmed
+   * (a failed statement throws its own error; the transaction is rolled back). For the hot paths
+   * that a data-modifying CTE can express in one statement (leasing and completing jobs).
+   */
+  async writeStatement<R>(orgId: string, query: SQL): Promise<R[]> {
+    assertTenant(orgId);
+    if (this.pg == null) return this.withTenant(orgId, async (tx) => resultRows<R>(await tx.execute(query)));
+    this.transactionsOpened++;
+    let tickEnded!: () => void;
+    const setUpFlushing = new Promise<void>((resolve) => (tickEnded = resolve));
+    const transaction = await this.openTenant(orgId, false, () => tickEnded());
+    // issued now, in the tick the transaction opened (all of it is queued on the connection
+    // before the set-up's setImmediate fires); the COMMIT follows it from there, in the same write
+    const statement = Promise.resolve(transaction.tx.execute(query));
+    statement.catch(() => undefined);
+    await setUpFlushing;
+    const committed = transaction.finish(true);
+    let rows: R[];
+    try {
+      rows = resultRows<R>(await statement);
+    } catch (err) {
+      await committed.catch(() => undefined);
+      throw transaction.setupError ?? err;
+    }
+    await committed;
+    return rows;
   }
 
   /** Runs `fn` (and everything it starts) in a scope of shared reads (see `readTenant`). */

@@ -11,3 +11,4 @@ export { createPostgresSql, postgresSqlClient } from './connection/postgres-clie
 export { pgliteSqlClient } from './connection/pglite-client.ts';
 export { loadMigrations, migrationChecksum, MIGRATIONS_DIR, type Migration } from './migrations/migration-files.ts';
 export { runMigrations, migrationStatus, MIGRATIONS_TABLE, type MigrationStatus } from './migrations/migration-runner.ts';
+export { columnList, rowFromDriver } from './connection/driver-rows.ts';

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createScratchDatabase, type ScratchDatabase } from '@arca/db/testing';
@@ -141,6 +142,40 @@ describe('tenant transactions on one pooled connection', () => {
     await expectNoTenantLeft();
     expect(await db.readStatement(orgB, byOrg, { id: orgB })).toEqual([{ id: orgB }]);
     await expectNoTenantLeft();
+  });
+
+  it('writeStatement runs one statement as a write transaction in one socket write: commits, sees only its tenant, rolls back on failure', async () => {
+    const rename = (org: string, name: string) =>
+      db.writeStatement<{ name: string; org: string }>(orgA, sql`UPDATE organizations SET name = ${name} WHERE id = ${org} RETURNING name, current_setting('app.org_id', true) AS org`);
+    await rename(orgA, 'Acme warm-up'); // the statement is prepared on the connection once
+    const writes = { count: 0 };
+    const write = net.Socket.prototype.write;
+    net.Socket.prototype.write = function (this: net.Socket, ...args: Parameters<typeof write>) {
+      writes.count++;
+      return write.apply(this, args);
+    } as typeof write;
+    let renamed: { name: string; org: string }[];
+    try {
+      renamed = await rename(orgA, 'Acme 2');
+    } finally {
+      net.Socket.prototype.write = write;
+    }
+    expect(renamed).toEqual([{ name: 'Acme 2', org: orgA }]);
+    expect(writes.count).toBe(1);
+    await expectNoTenantLeft();
+    expect(await db.readTenant(orgA, (tx) => tx.select({ name: organizations.name }).from(organizations))).toEqual([{ name: 'Acme 2' }]);
+
+    // the other tenant's row is not there for it
+    expect(await rename(orgB, 'taken over')).toEqual([]);
+    expect(await db.readTenant(orgB, (tx) => tx.select({ name: organizations.name }).from(organizations))).toEqual([{ name: 'Globex' }]);
+
+    // a statement that fails after changing a row: its own error, nothing kept
+    expect(await failureOf(db.writeStatement(orgA, sql`
+      WITH u AS (UPDATE organizations SET name = 'never' WHERE id = ${orgA} RETURNING id)
+      SELECT 1 / ((SELECT count(*) FROM u) - 1) AS x`))).toMatch(/division by zero/);
+    await expectNoTenantLeft();
+    expect(await db.readTenant(orgA, (tx) => tx.select({ name: organizations.name }).from(organizations))).toEqual([{ name: 'Acme 2' }]);
+    await rename(orgA, 'Acme');
   });
 
   it('readTenant is read-only', async () => {

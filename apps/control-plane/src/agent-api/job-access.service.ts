@@ -6,7 +6,7 @@ import { jobs, stores, type Database, type JobRow, type StoreRow } from '@arca/d
 import type { ControlPlaneConfig } from '../config/control-plane-config.ts';
 import { CONFIG, DATABASE } from '../database/database.tokens.ts';
 import { JobTokenIssuer } from '../job-tokens/job-token-issuer.service.ts';
-import { ACTIVE_JOB_STATUSES, LeaseLostError } from '../jobs/job-queue.service.ts';
+import { ACTIVE_JOB_STATUSES, LeaseLostError, type LeasedJobRow } from '../jobs/job-queue.service.ts';
 import { FleetKeysService } from '../secrets/fleet-keys.service.ts';
 import { credentialsAad } from '../stores/store-credentials.ts';
 import type { AgentIdentityRow } from './agent-directory.ts';
@@ -32,16 +32,13 @@ export class JobAccessService {
     this.leaseSeconds = config.fleet.leaseSeconds;
   }
 
-  /** The wire form of freshly leased jobs. */
-  async leasedJobs(agent: AgentIdentityRow, rows: JobRow[]): Promise<LeasedJob[]> {
+  /** The wire form of freshly leased jobs (their stores came with the lease). */
+  async leasedJobs(agent: AgentIdentityRow, rows: LeasedJobRow[]): Promise<LeasedJob[]> {
     if (rows.length === 0) return [];
-    const storeIds = [...new Set(rows.flatMap((r) => [r.storeId, r.copyStoreId]).filter((s): s is string => s != null))];
-    const storeRows = storeIds.length === 0 ? [] : await this.db.readTenant(agent.orgId, (tx) => tx.select().from(stores).where(and(eq(stores.orgId, agent.orgId), inArray(stores.id, storeIds))));
-    const byId = new Map(storeRows.map((s) => [s.id, s]));
     return Promise.all(rows.map(async (job) => {
-      const store = job.storeId == null ? undefined : byId.get(job.storeId);
+      const store = job.storeId == null ? undefined : job.leasedStores.find((s) => s.id === job.storeId);
       if (store == null) throw new Error(`job ${job.id} names no store`);
-      const copyStore = job.copyStoreId == null ? undefined : byId.get(job.copyStoreId);
+      const copyStore = job.copyStoreId == null ? undefined : job.leasedStores.find((s) => s.id === job.copyStoreId);
       const tokens = await this.tokens(agent, job, store, copyStore);
       return {
         id: job.id, kind: job.kind as JobKind, attempt: job.attempt, leaseExpiresAt: (job.leaseExpiresAt ?? new Date()).toISOString(), leaseSeconds: this.leaseSeconds,

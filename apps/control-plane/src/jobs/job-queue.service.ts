@@ -1,11 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import { jobEvents, jobs, resultRows, snapshots, stores, type Database, type JobRow, type JobStatus, type TenantTx } from '@arca/db';
+import { columnList, jobEvents, jobs, resultRows, rowFromDriver, snapshots, stores, type Database, type JobRow, type JobStatus, type StoreRow, type TenantTx } from '@arca/db';
 import type { JobCompleteRequest, JobLogLine, Progress } from '@arca/contracts';
 import { AgentApiErrorCode } from '@arca/contracts';
 import type { ControlPlaneConfig } from '../config/control-plane-config.ts';
 import { CONFIG, DATABASE } from '../database/database.tokens.ts';
 import { ControlPlaneError, ControlPlaneErrorCode } from '../errors/control-plane-error.ts';
+import { sqlState } from '../errors/input-validation.ts';
 import { SchedulerJobs, type NewJob } from '../scheduler/scheduler-jobs.ts';
 import { JobEvents } from './job-events.ts';
 import { JOB_PROGRESS_CHANNEL, JobWakeups, ORIGIN } from './job-wakeups.ts';
@@ -16,6 +17,10 @@ const MAX_BACKOFF_MS = 3_600_000;
 /** A job an agent holds: its lease, heartbeats and token refreshes are valid only in these statuses. */
 export const ACTIVE_JOB_STATUSES: readonly JobStatus[] = ['leased', 'running'];
 const ACTIVE = ACTIVE_JOB_STATUSES;
+const UNIQUE_VIOLATION = '23505';
+
+/** A freshly leased job with the stores it names (its store and, for replication, the copy store). */
+export type LeasedJobRow = JobRow & { leasedStores: StoreRow[] };
 
 /** The job was not leased to this agent and attempt (any more): the agent abandons it (409). */
 export class LeaseLostError extends ControlPlaneError {
@@ -63,8 +68,57 @@ export class JobQueueService {
     return id;
   }
 
-  /** Leases up to `slots` ready jobs of the agent, in priority then age order. */
-  async lease(orgId: string, agentId: string, slots: number): Promise<JobRow[]> {
+  /**
+   * Leases up to `slots` ready jobs of the agent, in priority then age order, with the stores they
+   * name. One statement — pick (FOR UPDATE SKIP LOCKED), mark leased, append the `leased` event,
+   * join the stores — sent with its transaction in one round trip: every long poll that wakes runs
+   * it, so its cost is the fleet's lease latency (bench:fleet). The event's sequence number is
+   * read from the statement's snapshot; if another transaction appended an event to the job in
+   * the instant before the row was locked, the insert collides (unique seq) and the lease is
+   * retried statement by statement.
+   */
+  async lease(orgId: string, agentId: string, slots: number): Promise<LeasedJobRow[]> {
+    try {
+      return await this.leaseInOneStatement(orgId, agentId, slots);
+    } catch (err) {
+      if (sqlState(err) !== UNIQUE_VIOLATION) throw err;
+      return this.leaseStepByStep(orgId, agentId, slots);
+    }
+  }
+
+  private async leaseInOneStatement(orgId: string, agentId: string, slots: number): Promise<LeasedJobRow[]> {
+    const leaseS = this.config.fleet.leaseSeconds;
+    const raw = await this.db.writeStatement<Record<string, unknown>>(orgId, sql`
+      WITH picked AS (
+        SELECT id FROM jobs
+        WHERE org_id = ${orgId} AND agent_id = ${agentId} AND status = 'queued' AND run_after <= now()
+        ORDER BY priority, created_at
+        LIMIT ${slots}
+        FOR UPDATE SKIP LOCKED
+      ), leased AS (
+        UPDATE jobs SET status = 'leased', lease_expires_at = now() + make_interval(secs => ${leaseS}), updated_at = now()
+        FROM picked WHERE jobs.org_id = ${orgId} AND jobs.id = picked.id
+        RETURNING jobs.*
+      ), logged AS (
+        INSERT INTO job_events (org_id, job_id, seq, kind, level, message, data)
+        SELECT l.org_id, l.id, (SELECT coalesce(max(e.seq), 0) + 1 FROM job_events e WHERE e.org_id = l.org_id AND e.job_id = l.id),
+               'leased', 'info', 'leased by agent ' || ${agentId}::text || ' (attempt ' || l.attempt || ')',
+               jsonb_build_object('agentId', ${agentId}::text, 'attempt', l.attempt)
+        FROM leased l
+      )
+      SELECT ${columnList(jobs, 'l', 'j_')}, ${columnList(stores, 's', 's_')}, ${columnList(stores, 'c', 'c_')}
+      FROM leased l
+      LEFT JOIN stores s ON s.org_id = l.org_id AND s.id = l.store_id
+      LEFT JOIN stores c ON c.org_id = l.org_id AND c.id = l.copy_store_id
+      ORDER BY l.priority, l.created_at`);
+    return raw.map((r) => {
+      const job = rowFromDriver<JobRow>(jobs, r, 'j_');
+      const leasedStores = [r.s_id != null ? rowFromDriver<StoreRow>(stores, r, 's_') : null, r.c_id != null ? rowFromDriver<StoreRow>(stores, r, 'c_') : null];
+      return Object.assign(job, { leasedStores: leasedStores.filter((x): x is StoreRow => x != null) });
+    });
+  }
+
+  private async leaseStepByStep(orgId: string, agentId: string, slots: number): Promise<LeasedJobRow[]> {
     const leaseS = this.config.fleet.leaseSeconds;
     return this.db.withTenant(orgId, async (tx) => {
       const rows = resultRows<{ id: string }>(await tx.execute(sql`
@@ -82,7 +136,11 @@ export class JobQueueService {
       const ids = rows.map((r) => r.id);
       const leased = await tx.select().from(jobs).where(and(eq(jobs.orgId, orgId), inArray(jobs.id, ids)));
       for (const job of leased) await appendEvent(tx, orgId, job.id, 'leased', 'info', `leased by agent ${agentId} (attempt ${job.attempt})`, { agentId, attempt: job.attempt });
-      return leased.sort((a, b) => a.priority - b.priority || a.createdAt.getTime() - b.createdAt.getTime());
+      const storeIds = [...new Set(leased.flatMap((j) => [j.storeId, j.copyStoreId]).filter((x): x is string => x != null))];
+      const storeRows = storeIds.length === 0 ? [] : await tx.select().from(stores).where(and(eq(stores.orgId, orgId), inArray(stores.id, storeIds)));
+      return leased
+        .sort((a, b) => a.priority - b.priority || a.createdAt.getTime() - b.createdAt.getTime())
+        .map((job) => Object.assign(job, { leasedStores: storeRows.filter((st) => st.id === job.storeId || st.id === job.copyStoreId) }));
     });
   }
 
@@ -125,6 +183,13 @@ export class JobQueueService {
    * to the queue with backoff. Backup snapshots go to the catalog with the completion.
    */
   async complete(orgId: string, agentId: string, jobId: string, report: JobCompleteRequest): Promise<CompletionResult> {
+    // the common case in one statement and round trip: the agent's current attempt ends, with no
+    // catalog rows to record and no retry to decide; anything else (and a miss) takes the full path
+    const simple = (report.snapshots == null || report.snapshots.length === 0) && !(report.outcome === 'failed' && report.error?.retryable === true);
+    if (simple && await this.completeInOneStatement(orgId, agentId, jobId, report)) {
+      this.events.emitCompleted({ orgId, jobId, agentId, status: report.outcome as JobStatus });
+      return { duplicate: false, status: report.outcome as JobStatus };
+    }
     const outcome = await this.db.withTenant(orgId, async (tx) => {
       const [job] = await tx.select().from(jobs).where(and(eq(jobs.orgId, orgId), eq(jobs.id, jobId))).for('update');
       if (job == null || job.agentId !== agentId) throw new LeaseLostError();
@@ -160,6 +225,35 @@ export class JobQueueService {
     });
     if (outcome.changed) this.events.emitCompleted({ orgId, jobId, agentId, status: outcome.status });
     return { duplicate: outcome.duplicate, status: outcome.status };
+  }
+
+  /**
+   * Ends the agent's current attempt as `report.outcome` with its `completed` event, in one
+   * statement; false when the job is not this agent's active attempt (the full path then answers
+   * duplicate or LEASE_LOST) or when the event's sequence number collided (see `lease`).
+   */
+  private async completeInOneStatement(orgId: string, agentId: string, jobId: string, report: JobCompleteRequest): Promise<boolean> {
+    const level = report.outcome === 'failed' ? 'error' : 'info';
+    const data = { completedAttempt: report.attempt, status: report.outcome, error: report.error ?? null };
+    try {
+      const rows = await this.db.writeStatement<{ id: string }>(orgId, sql`
+        WITH done AS (
+          UPDATE jobs SET status = ${report.outcome}, lease_expires_at = NULL, finished_at = now(), updated_at = now(),
+                 error = ${report.error == null ? null : JSON.stringify(report.error)}::jsonb, result = ${report.result == null ? null : JSON.stringify(report.result)}::jsonb
+          WHERE org_id = ${orgId} AND id = ${jobId} AND agent_id = ${agentId} AND attempt = ${report.attempt} AND status IN ('leased', 'running')
+          RETURNING org_id, id
+        ), logged AS (
+          INSERT INTO job_events (org_id, job_id, seq, kind, level, message, data)
+          SELECT d.org_id, d.id, (SELECT coalesce(max(e.seq), 0) + 1 FROM job_events e WHERE e.org_id = d.org_id AND e.job_id = d.id),
+                 'completed', ${level}, ${`${report.outcome} (attempt ${report.attempt})`}, ${JSON.stringify(data)}::jsonb
+          FROM done d
+        )
+        SELECT id FROM done`);
+      return rows.length === 1;
+    } catch (err) {
+      if (sqlState(err) === UNIQUE_VIOLATION) return false;
+      throw err;
+    }
   }
 
   /** Cancels a queued job at once; a leased or running one is asked to stop (the agent completes it as cancelled). */
