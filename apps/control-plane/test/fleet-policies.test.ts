@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { and, eq, inArray } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { parseJobSpec } from '@arca/contracts';
 import { agents, Database, jobEvents, jobs, snapshots } from '@arca/db';
 import { createControlPlane, createLogger, type ControlPlane } from '../src/server.ts';
 import { CLOCK, type Clock } from '../src/scheduler/clock.ts';
@@ -274,6 +275,62 @@ describe('scheduler', () => {
     expect(after).toHaveLength(4);
     const policy = await h.gql<{ policies: Array<{ nextRunAt: string }> }>(org.token, '{ policies { nextRunAt } }');
     expect(policy.data!.policies[0]!.nextRunAt).toBe(t('08:00:00').toISOString());
+  });
+
+  it('a postgres resource\'s scheduled and run-now backups carry the postgres spec the agent accepts (no password anywhere)', async () => {
+    at('00:30:00');
+    const org = await h.bootstrap('pg-sched');
+    const agentId = await agent(org.orgId, {});
+    const storeId = await store(org.token, agentId, 'pg-sched-store');
+    const p = await h.gql<{ createPolicy: { id: string } }>(org.token, CREATE_POLICY, { i: { name: 'hourly', schedule: '0 * * * *', rpoMinutes: 60, storeId } });
+    const FIELDS = 'id kind database databaseHost databasePort databaseUser paths excludes';
+    const create = (i: Record<string, unknown>) => h.gql<{ createResource: Record<string, unknown> }>(org.token, `mutation($i: CreateResourceInput!) { createResource(input: $i) { ${FIELDS} } }`, { i: { agentId, ...i } });
+    const crm = await create({ name: 'crm', kind: 'postgres', database: 'crm', databaseHost: 'db1.internal', databasePort: 5433, databaseUser: 'backup' });
+    expect(crm.errors).toBeUndefined();
+    expect(crm.data!.createResource).toMatchObject({ kind: 'postgres', database: 'crm', databaseHost: 'db1.internal', databasePort: 5433, databaseUser: 'backup', paths: [], excludes: [] });
+    const crmId = crm.data!.createResource.id as string;
+    const plain = await create({ name: 'wiki', kind: 'postgres', database: 'wiki' });
+    expect(plain.data!.createResource).toMatchObject({ databaseHost: null, databasePort: null, databaseUser: null });
+    const wikiId = plain.data!.createResource.id as string;
+    // refused: a connection on a path resource, names libpq would read as connection strings, bad hosts
+    for (const bad of [
+      { name: 'x1', kind: 'path', paths: ['/srv'], databaseHost: 'db1' },
+      { name: 'x2', kind: 'postgres', database: 'host=evil.example.com' },
+      { name: 'x3', kind: 'postgres', database: 'crm', databaseHost: '-oProxyCommand=x' },
+      { name: 'x4', kind: 'postgres', database: 'crm', databaseUser: 'a b' },
+      { name: 'x5', kind: 'postgres', database: 'crm', databasePort: 70000 },
+    ]) expect(codesOf(await create(bad)), JSON.stringify(bad)).toEqual(['INVALID_INPUT']);
+    expect(codesOf(await create({ name: 'x6', kind: 'postgres', database: 'crm', databasePassword: 'secret' }))).toEqual(['BAD_REQUEST']);
+
+    const backupsOf = async (resourceId: string) => (await h.cp.db.withTenant(org.orgId, (tx) => tx.select().from(jobs).where(and(eq(jobs.orgId, org.orgId), eq(jobs.resourceId, resourceId)))))
+      .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+    const tags = (resourceId: string) => [`resource-${resourceId}`, `policy-${p.data!.createPolicy.id}`];
+    at('01:00:01');
+    await h.cp.app.get(SchedulerService).tick();
+    const [scheduled] = await backupsOf(crmId);
+    expect(scheduled).toMatchObject({ kind: 'backup', agentId, scheduledFor: t('01:00:00') });
+    expect(scheduled!.spec).toEqual({ resourceId: crmId, postgres: { database: 'crm', host: 'db1.internal', port: 5433, user: 'backup' }, tags: tags(crmId) });
+    expect(parseJobSpec('backup', scheduled!.spec)).toEqual(scheduled!.spec);
+    const [wiki] = await backupsOf(wikiId);
+    expect(wiki!.spec).toEqual({ resourceId: wikiId, postgres: { database: 'wiki' }, tags: tags(wikiId) });
+
+    // host and port removed, the database renamed: the next (run-now) backup follows
+    await h.cp.db.withTenant(org.orgId, (tx) => tx.update(jobs).set({ status: 'succeeded', finishedAt: new Date() }).where(eq(jobs.orgId, org.orgId)));
+    const upd = await h.gql<{ updateResource: Record<string, unknown> }>(org.token, `mutation($i: UpdateResourceInput!) { updateResource(input: $i) { ${FIELDS} } }`, {
+      i: { id: crmId, database: 'crm2', databaseHost: '', databasePort: 0 },
+    });
+    expect(upd.errors).toBeUndefined();
+    expect(upd.data!.updateResource).toMatchObject({ database: 'crm2', databaseHost: null, databasePort: null, databaseUser: 'backup' });
+    const run = await h.gql<{ runPolicyNow: Array<{ id: string }> }>(org.token, 'mutation($p: ID!) { runPolicyNow(policyId: $p) { id } }', { p: p.data!.createPolicy.id });
+    expect(run.errors).toBeUndefined();
+    const now = (await backupsOf(crmId)).at(-1)!;
+    expect(now.id).not.toBe(scheduled!.id);
+    expect(now.scheduledFor).toBeNull();
+    expect(now.spec).toEqual({ resourceId: crmId, postgres: { database: 'crm2', user: 'backup' }, tags: tags(crmId) });
+    expect(parseJobSpec('backup', now.spec)).toEqual(now.spec);
+    // a path resource cannot be given a connection afterwards
+    const pathRes = await create({ name: 'files', kind: 'path', paths: ['/srv'] });
+    expect(codesOf(await h.gql(org.token, 'mutation($i: UpdateResourceInput!) { updateResource(input: $i) { id } }', { i: { id: pathRes.data!.createResource.id, databaseUser: 'x' } }))).toEqual(['INVALID_INPUT']);
   });
 
   it('two control planes ticking at once create each scheduled job exactly once', async () => {

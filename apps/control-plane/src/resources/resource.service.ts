@@ -10,7 +10,7 @@ import { DATABASE } from '../database/database.tokens.ts';
 import { ControlPlaneError, ControlPlaneErrorCode } from '../errors/control-plane-error.ts';
 import { conflictAs, notFound, parseInput } from '../errors/input-validation.ts';
 import { effectiveLabels, labelPairs, labelsFromPairs, type Labels } from '../policies/label-selector.ts';
-import { createResourceSchema, specOf, updateResourceSchema, type ResourceSpec } from './resource-input.ts';
+import { createResourceSchema, postgresSpecOf, specOf, updateResourceSchema, type ResourceSpec } from './resource-input.ts';
 import type { CreateResourceInput, Resource, UpdateResourceInput } from './resource.types.ts';
 
 /** A resource row with its agent's labels: what effective labels and label permissions need. */
@@ -90,9 +90,12 @@ export class ResourceService {
       let nextSpec: ResourceSpec;
       if ('database' in spec) {
         if (data.paths != null || data.excludes != null) throw fieldError('paths', 'postgres resources take no paths or excludes');
-        nextSpec = { database: data.database ?? spec.database };
+        nextSpec = postgresSpecOf(data, spec);
       } else {
         if (data.database != null) throw fieldError('database', 'only postgres resources name a database');
+        for (const key of ['databaseHost', 'databasePort', 'databaseUser'] as const) {
+          if (data[key] != null) throw fieldError(key, 'only postgres resources have a database connection');
+        }
         nextSpec = { paths: data.paths ?? spec.paths, excludes: data.excludes ?? spec.excludes };
       }
       const ownLabels = data.labels ?? (existing.row.labels as Labels);
@@ -154,6 +157,7 @@ export function toResource(item: ResourceWithLabels): Resource {
   return {
     id: row.id, agentId: row.agentId, name: row.name, kind: row.kind,
     paths: 'paths' in spec ? spec.paths : [], excludes: 'excludes' in spec ? spec.excludes : [], database: 'database' in spec ? spec.database : null,
+    databaseHost: 'database' in spec ? spec.host ?? null : null, databasePort: 'database' in spec ? spec.port ?? null : null, databaseUser: 'database' in spec ? spec.user ?? null : null,
     labels: labelPairs((row.labels ?? {}) as Labels), effectiveLabels: labelPairs(item.labels), createdAt: row.createdAt, updatedAt: row.updatedAt,
   };
 }

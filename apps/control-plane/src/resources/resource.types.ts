@@ -1,4 +1,4 @@
-import { Field, ID, InputType, ObjectType } from '@nestjs/graphql';
+import { Field, ID, InputType, Int, ObjectType } from '@nestjs/graphql';
 import { TypePermission } from '../access/require-permission.decorator.ts';
 import { LabelPair, LabelPairInput } from '../policies/label.types.ts';
 
@@ -25,6 +25,15 @@ export class Resource {
 
   @Field(() => String, { nullable: true, description: 'postgres: the database name' })
   database!: string | null;
+
+  @Field(() => String, { nullable: true, description: 'postgres: the host (name, IP address or Unix-socket directory) the agent connects to; null: libpq\'s default on the agent' })
+  databaseHost!: string | null;
+
+  @Field(() => Int, { nullable: true, description: 'postgres: the port; null: libpq\'s default (5432)' })
+  databasePort!: number | null;
+
+  @Field(() => String, { nullable: true, description: 'postgres: the role pg_dump connects as; null: libpq\'s default (the agent\'s OS user). Passwords are never stored here: the agent\'s machine holds them (~/.pgpass, PGPASSFILE) or uses peer authentication' })
+  databaseUser!: string | null;
 
   @Field(() => [LabelPair], { description: 'the resource\'s own labels' })
   labels!: LabelPair[];
@@ -59,6 +68,15 @@ export class CreateResourceInput {
   @Field({ nullable: true, description: 'postgres: the database name' })
   database?: string;
 
+  @Field({ nullable: true, description: 'postgres: host name, IP address or absolute Unix-socket directory (default: libpq\'s on the agent)' })
+  databaseHost?: string;
+
+  @Field(() => Int, { nullable: true, description: 'postgres: port (default 5432)' })
+  databasePort?: number;
+
+  @Field({ nullable: true, description: 'postgres: the role to connect as (no password: credentials stay on the agent\'s machine)' })
+  databaseUser?: string;
+
   @Field(() => [LabelPairInput], { nullable: true })
   labels?: LabelPairInput[];
 }
@@ -79,6 +97,15 @@ export class UpdateResourceInput {
 
   @Field({ nullable: true })
   database?: string;
+
+  @Field({ nullable: true, description: 'postgres: "" removes the host' })
+  databaseHost?: string;
+
+  @Field(() => Int, { nullable: true, description: 'postgres: 0 removes the port' })
+  databasePort?: number;
+
+  @Field({ nullable: true, description: 'postgres: "" removes the user' })
+  databaseUser?: string;
 
   @Field(() => [LabelPairInput], { nullable: true, description: 'replaces every label' })
   labels?: LabelPairInput[];

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
-import { JOB_SPEC_SCHEMAS } from '@arca/contracts';
+import { JOB_SPEC_SCHEMAS, type PostgresConnection } from '@arca/contracts';
 import { and, eq, sql } from 'drizzle-orm';
 import { jobEvents, jobs, type JobKind, type PolicyRow, type ResourceRow, type TenantTx } from '@arca/db';
 import { ControlPlaneError, ControlPlaneErrorCode } from '../errors/control-plane-error.ts';
@@ -89,7 +89,15 @@ export function backupSpec(resource: ResourceRow, policy: Pick<PolicyRow, 'id'>)
   const spec = resource.spec as ResourceSpec;
   // the resource tag scopes a later forget to this resource's snapshots
   const tags = [resourceTag(resource.id), `policy-${policy.id}`];
-  return 'database' in spec ? { resourceId: resource.id, database: spec.database, tags } : { resourceId: resource.id, paths: spec.paths, excludes: spec.excludes, tags };
+  if (!('database' in spec)) return { resourceId: resource.id, paths: spec.paths, excludes: spec.excludes, tags };
+  // where the agent connects; never a password (the agent's machine holds credentials)
+  const postgres: PostgresConnection = {
+    database: spec.database,
+    ...(spec.host ? { host: spec.host } : {}),
+    ...(spec.port ? { port: spec.port } : {}),
+    ...(spec.user ? { user: spec.user } : {}),
+  };
+  return { resourceId: resource.id, postgres, tags };
 }
 
 export function resourceTag(resourceId: string): string {
@@ -98,11 +106,9 @@ export function resourceTag(resourceId: string): string {
 
 /**
  * A job's spec must be what the agent will accept (libs/contracts agent-api): a mismatch is a bug
- * here, caught before the job is queued rather than failing on the agent. Backups of postgres
- * resources are the exception until the wire format has a database backup spec.
+ * here, caught before the job is queued rather than failing on the agent.
  */
 function assertSpecFits(job: NewJob): void {
-  if (job.kind === 'backup' && 'database' in job.spec) return;
   const parsed = JOB_SPEC_SCHEMAS[job.kind].safeParse(job.spec);
   if (!parsed.success) throw new ControlPlaneError(ControlPlaneErrorCode.Internal, `a ${job.kind} job's spec does not fit the agent API: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
 }
