@@ -145,7 +145,7 @@ describe('job queue (docs/fleet.md §4)', () => {
   it('a long poll on one replica wakes promptly when another replica queues a job (LISTEN/NOTIFY)', async () => {
     const wakeups = h.cp.app.get(JobWakeups);
     const started = Date.now();
-    const waiting = wakeups.waitFor(orgA, agentA, 10_000);
+    const waiting = wakeups.arm(orgA, agentA, 10_000).woken;
     await new Promise((r) => setTimeout(r, 50));
     await enqueue(q2);
     await waiting;

@@ -119,38 +119,41 @@ export class AgentApiRoutes implements BeforeApplicationShutdown {
   async lease(agent: AgentIdentityRow, reply: FastifyReply, body: unknown): Promise<LeaseResponse> {
     const { slots, waitSeconds } = parseBody(leaseRequestSchema, body);
     const deadline = Date.now() + waitSeconds * 1000;
-    // the poll ends early when its connection goes away (it must not lease a job nobody receives) or the app stops
-    const gone = new AbortController();
+    // the poll ends early when its connection goes away (it must not lease a job nobody receives) or
+    // the app stops; plain listeners, not AbortSignal.any: a poll is the most frequent object of a
+    // connected fleet, and signals derived from the long-lived stop signal are costly to collect
+    const ended = new AbortController();
+    const end = () => ended.abort();
     const onClose = () => {
-      if (!reply.raw.writableFinished) gone.abort();
+      if (!reply.raw.writableFinished) ended.abort();
     };
     reply.raw.once('close', onClose);
-    const ended = AbortSignal.any([gone.signal, this.stopping.signal]);
+    this.stopping.signal.addEventListener('abort', end, { once: true });
     this.metrics.agentLongPolls.inc();
     try {
       for (;;) {
-        if (ended.aborted || this.lifecycle.shuttingDown) return { jobs: [] };
+        if (ended.signal.aborted || this.stopping.signal.aborted || this.lifecycle.shuttingDown) return { jobs: [] };
         const remaining = deadline - Date.now();
-        const round = new AbortController();
-        const stopRound = () => round.abort();
-        ended.addEventListener('abort', stopRound, { once: true });
+        // armed before the look, so a job queued meanwhile wakes this poll
+        const wakeup = remaining > 0 ? this.wakeups.arm(agent.orgId, agent.agentId, remaining) : null;
+        const stopWaiting = () => wakeup?.cancel();
+        ended.signal.addEventListener('abort', stopWaiting, { once: true });
         try {
-          // armed before the look, so a job queued meanwhile wakes this poll
-          const woken = remaining > 0 ? this.wakeups.waitFor(agent.orgId, agent.agentId, remaining, round.signal) : null;
           const rows = await this.queue.lease(agent.orgId, agent.agentId, slots);
           if (rows.length > 0) {
             for (const row of rows) this.metrics.agentJobsLeased.inc({ kind: row.kind });
             return { jobs: await this.access.leasedJobs(agent, rows) };
           }
-          if (woken == null) return { jobs: [] };
-          await woken;
+          if (wakeup == null) return { jobs: [] };
+          await wakeup.woken;
         } finally {
-          round.abort();
-          ended.removeEventListener('abort', stopRound);
+          wakeup?.cancel();
+          ended.signal.removeEventListener('abort', stopWaiting);
         }
       }
     } finally {
       this.metrics.agentLongPolls.dec();
+      this.stopping.signal.removeEventListener('abort', end);
       reply.raw.off('close', onClose);
     }
   }

@@ -54,27 +54,30 @@ export class JobWakeups implements OnModuleInit, OnApplicationShutdown {
     this.wakeKey(`${orgId}:${agentId}`);
   }
 
-  /** Resolves after `ms`, or earlier when a job is queued for the agent (or the app stops). */
-  waitFor(orgId: string, agentId: string, ms: number, signal?: AbortSignal): Promise<void> {
+  /**
+   * Arms a wake-up for the agent: `woken` resolves after `ms`, or earlier when a job is queued for
+   * it, when the app stops, or when `cancel` is called (which also unregisters it at once).
+   */
+  arm(orgId: string, agentId: string, ms: number): { woken: Promise<void>; cancel: () => void } {
     const key = `${orgId}:${agentId}`;
-    return new Promise((resolve) => {
-      let set = this.waiters.get(key);
-      if (set == null) {
-        set = new Set();
-        this.waiters.set(key, set);
-      }
-      const done = (): void => {
+    let set = this.waiters.get(key);
+    if (set == null) {
+      set = new Set();
+      this.waiters.set(key, set);
+    }
+    let done!: () => void;
+    const woken = new Promise<void>((resolve) => {
+      done = (): void => {
         clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
         const current = this.waiters.get(key);
         current?.delete(done);
         if (current?.size === 0) this.waiters.delete(key);
         resolve();
       };
-      const timer = setTimeout(done, ms);
-      signal?.addEventListener('abort', done, { once: true });
-      set.add(done);
     });
+    const timer = setTimeout(done, ms);
+    set.add(done);
+    return { woken, cancel: done };
   }
 
   private wakeKey(key: string): void {
