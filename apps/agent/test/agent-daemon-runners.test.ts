@@ -230,7 +230,6 @@ describe('agent daemon job runners (real key proxy, real job tokens, fs stores)'
     await writeFile(victim.file, bytes);
 
     const test = await run('restore-test', { snapshotId: 'latest', resourceId: randomUUID() }, replica);
-    console.log(JSON.stringify(test.report).slice(0,600));
     expect(test.report.outcome).toBe('failed');
     expect(test.report.error?.retryable).toBe(false);
     const mismatchCount = test.report.result?.mismatchCount as number | undefined;
@@ -272,7 +271,6 @@ describe('agent daemon job runners (real key proxy, real job tokens, fs stores)'
     const ran = await run('restore-test', { snapshotId: 'latest', resourceId: randomUUID() }, empty);
     expect(ran.report.outcome).toBe('failed');
     expect(ran.report.error?.retryable).toBe(false);
-    console.log(JSON.stringify(ran.report));
     expect(ran.report.error?.message).toMatch(/no snapshot/i);
   });
   describe('postgres resources', () => {
