@@ -658,8 +658,16 @@ describe('jobs', () => {
     const snapshotId = randomBytes(32).toString('hex');
     await agent.client.complete(backup.id, {
       attempt: 1, outcome: 'succeeded',
-      snapshots: [{ storeId: s3.storeId, snapshotId, time: new Date().toISOString(), hostname: 'db-01', tags: [], totalBytes: 10, fileCount: 1, dirCount: 1, newBytes: 10, storedBytes: 12, durationMs: 5 }],
+      snapshots: [
+        { storeId: s3.storeId, snapshotId, time: new Date().toISOString(), hostname: 'db-01', tags: ['nightly'], totalBytes: 10, fileCount: 1, dirCount: 1, newBytes: 10, storedBytes: 12, durationMs: 5 },
+        // a store the job does not name: never cataloged
+        { storeId: randomBytes(32).toString('hex'), snapshotId: randomBytes(32).toString('hex'), time: new Date().toISOString(), hostname: 'db-01', tags: [], totalBytes: 1, fileCount: 1, dirCount: 1, newBytes: 1, storedBytes: 1, durationMs: 1 },
+      ],
     }, NO_RETRY);
+    const catalog = await h.gql<{ snapshots: { edges: Array<{ node: Record<string, unknown> }> } }>(acme.token,
+      'query($f: SnapshotFilter) { snapshots(first: 10, filter: $f) { edges { node { snapshotId hostname tags totalBytes fileCount storedBytes } } } }', { f: { resourceId: resource.data!.createResource.id } });
+    expect(catalog.data!.snapshots.edges.map((e) => e.node)).toEqual([{ snapshotId, hostname: 'db-01', tags: ['nightly'], totalBytes: 10, fileCount: 1, storedBytes: 12 }]);
+    expect((await jobView(acme, backup.id)).status).toBe('succeeded');
 
     const replicate = await leaseOne();
     expect(replicate).toMatchObject({ kind: 'replicate', spec: { snapshotIds: [snapshotId] }, store: { id: s3.id, credentials: S3 }, copyStore: { id: fs.id, storeId: fs.storeId, credentials: null } });

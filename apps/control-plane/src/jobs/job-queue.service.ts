@@ -183,9 +183,9 @@ export class JobQueueService {
    * to the queue with backoff. Backup snapshots go to the catalog with the completion.
    */
   async complete(orgId: string, agentId: string, jobId: string, report: JobCompleteRequest): Promise<CompletionResult> {
-    // the common case in one statement and round trip: the agent's current attempt ends, with no
-    // catalog rows to record and no retry to decide; anything else (and a miss) takes the full path
-    const simple = (report.snapshots == null || report.snapshots.length === 0) && !(report.outcome === 'failed' && report.error?.retryable === true);
+    // the common case in one statement and round trip: the agent's current attempt ends (with its
+    // catalog rows) and there is no retry to decide; anything else (and a miss) takes the full path
+    const simple = !(report.outcome === 'failed' && report.error?.retryable === true);
     if (simple && await this.completeInOneStatement(orgId, agentId, jobId, report)) {
       this.events.emitCompleted({ orgId, jobId, agentId, status: report.outcome as JobStatus });
       return { duplicate: false, status: report.outcome as JobStatus };
@@ -228,8 +228,9 @@ export class JobQueueService {
   }
 
   /**
-   * Ends the agent's current attempt as `report.outcome` with its `completed` event, in one
-   * statement; false when the job is not this agent's active attempt (the full path then answers
+   * Ends the agent's current attempt as `report.outcome` with its `completed` event and the
+   * snapshots it reported in the catalog (only for the job's own stores, as `recordSnapshots`), in
+   * one statement; false when the job is not this agent's active attempt (the full path then answers
    * duplicate or LEASE_LOST) or when the event's sequence number collided (see `lease`).
    */
   private async completeInOneStatement(orgId: string, agentId: string, jobId: string, report: JobCompleteRequest): Promise<boolean> {
@@ -241,7 +242,18 @@ export class JobQueueService {
           UPDATE jobs SET status = ${report.outcome}, lease_expires_at = NULL, finished_at = now(), updated_at = now(),
                  error = ${report.error == null ? null : JSON.stringify(report.error)}::jsonb, result = ${report.result == null ? null : JSON.stringify(report.result)}::jsonb
           WHERE org_id = ${orgId} AND id = ${jobId} AND agent_id = ${agentId} AND attempt = ${report.attempt} AND status IN ('leased', 'running')
-          RETURNING org_id, id
+          RETURNING org_id, id, agent_id, resource_id, store_id, copy_store_id
+        ), cataloged AS (
+          INSERT INTO snapshots (org_id, store_id, snapshot_id, resource_id, agent_id, job_id, time, hostname, tags, parent,
+                                 total_bytes, file_count, dir_count, new_bytes, stored_bytes, duration_ms)
+          SELECT d.org_id, s.id, m."snapshotId", d.resource_id, d.agent_id, d.id, m.time::timestamptz, m.hostname,
+                 ARRAY(SELECT jsonb_array_elements_text(m.tags)), m.parent, m."totalBytes", m."fileCount", m."dirCount", m."newBytes", m."storedBytes", m."durationMs"
+          FROM done d
+          CROSS JOIN jsonb_to_recordset(${JSON.stringify(report.snapshots ?? [])}::jsonb) AS m(
+            "storeId" text, "snapshotId" text, time text, hostname text, tags jsonb, parent text,
+            "totalBytes" bigint, "fileCount" bigint, "dirCount" bigint, "newBytes" bigint, "storedBytes" bigint, "durationMs" bigint)
+          JOIN stores s ON s.org_id = d.org_id AND s.store_id = m."storeId" AND s.id IN (d.store_id, d.copy_store_id)
+          ON CONFLICT DO NOTHING
         ), logged AS (
           INSERT INTO job_events (org_id, job_id, seq, kind, level, message, data)
           SELECT d.org_id, d.id, (SELECT coalesce(max(e.seq), 0) + 1 FROM job_events e WHERE e.org_id = d.org_id AND e.job_id = d.id),
