@@ -253,7 +253,9 @@ async function main(): Promise<void> {
     let cpu0 = cpuSeconds(pid);
     let gen0 = generatorSeconds();
     let machine0 = machineBusySeconds();
+    let commits0 = await committedTransactions(scratch);
     const hb = await heartbeats(base, agents, HEARTBEAT_RATE, SECONDS);
+    const hbCommits = (await committedTransactions(scratch) - commits0) / hb.seconds;
     const hbCores = (cpuSeconds(pid) - cpu0) / hb.seconds;
     const hbGenerator = (generatorSeconds() - gen0) / hb.seconds;
     const hbMachine = (machineBusySeconds() - machine0) / hb.seconds;
@@ -261,6 +263,7 @@ async function main(): Promise<void> {
     cpu0 = cpuSeconds(pid);
     gen0 = generatorSeconds();
     machine0 = machineBusySeconds();
+    commits0 = await committedTransactions(scratch);
     const leaseStarted = performance.now();
     const enqueueing = (async () => {
       const total = Math.floor(JOB_RATE * SECONDS);
@@ -280,6 +283,7 @@ async function main(): Promise<void> {
     const leaseCores = (cpuSeconds(pid) - cpu0) / leaseSeconds;
     const leaseGenerator = (generatorSeconds() - gen0) / leaseSeconds;
     const leaseMachine = (machineBusySeconds() - machine0) / leaseSeconds;
+    const leaseCommits = (await committedTransactions(scratch) - commits0) / leaseSeconds;
     const rss = peakRssMiB(pid);
     watch.stopped = true;
 
@@ -300,6 +304,7 @@ async function main(): Promise<void> {
     console.log(`| lease (enqueue commit -> agent has the job) | ${leaseMs.length}/${watch.enqueuedAt.size} jobs | ${percentile(leaseMs, 50).toFixed(1)} | ${percentile(leaseMs, 99).toFixed(1)} | ${watch.errors} | (same) | p99 < ${TARGETS.leaseP99Ms} ms | ${leaseMet ? 'yes' : 'NO'} |`);
     console.log(`| result reporting (complete) | ${watch.completeMs.length} | ${percentile(watch.completeMs, 50).toFixed(1)} | ${percentile(watch.completeMs, 99).toFixed(1)} | — | (same) | — | — |`);
     console.log(`\ncontrol plane peak RSS: ${rss.toFixed(0)} MiB; ${runtime}`);
+    console.log(`Postgres commits/s (the control plane's and the enqueuer's): ${hbCommits.toFixed(0)} with heartbeats only, ${leaseCommits.toFixed(0)} while leasing ${JOB_RATE} jobs/s`);
     console.log(`lease p90 ${percentile(leaseMs, 90).toFixed(1)} ms, p95 ${percentile(leaseMs, 95).toFixed(1)} ms, max ${(leaseMs.at(-1) ?? 0).toFixed(1)} ms; slowest (ms @ s into the phase): ${slowest.map((l) => `${l.ms.toFixed(0)}@${(l.at / 1000).toFixed(1)}`).join(' ')}`);
     if (!hbMet || !leaseMet) process.exitCode = 1;
     for (const agent of agents) agent.poll?.close();
@@ -316,6 +321,13 @@ async function main(): Promise<void> {
  * its `queued` event and the `arca_jobs` NOTIFY in one transaction, so the agent's long poll wakes
  * at commit on whichever replica holds it.
  */
+/** Transactions committed in the scratch database so far (pg_stat_database; the statistics lag by up to a second). */
+async function committedTransactions(scratch: ScratchDatabase): Promise<number> {
+  await scratch.owner`SELECT pg_stat_clear_snapshot()`;
+  const [row] = await scratch.owner<{ n: string }[]>`SELECT xact_commit::text AS n FROM pg_stat_database WHERE datname = current_database()`;
+  return Number(row?.n ?? 0);
+}
+
 /** GC pauses and event-loop delay of the control plane since it started, from its own /metrics (prom-client's default metrics). */
 async function cpRuntimeStats(base: string): Promise<string> {
   const response = await fetch(new URL('/metrics', base)).catch(() => null);

@@ -130,7 +130,7 @@ export async function createControlPlane(options: { config: ControlPlaneConfig; 
   await app.init();
   // a completion recorded on this replica sets off its follow-ups (store status, replicate, forget, restore-test)
   const followUps = app.get(FollowUpService);
-  app.get(JobEvents).onCompleted((change) => followUps.onCompleted(change.orgId, change.jobId));
+  app.get(JobEvents).onCompleted((change) => followUps.onCompleted(change.orgId, change.jobId, change.kind));
 
   let closing: Promise<void> | null = null;
   const controlPlane: ControlPlane = {

@@ -9,6 +9,8 @@ export interface JobChange {
   jobId: string;
   agentId: string;
   status: JobStatus;
+  /** the job's kind, when the emitter knows it (listeners may then skip reading the job) */
+  kind?: string;
 }
 
 export interface JobProgressEvent {

@@ -186,8 +186,9 @@ export class JobQueueService {
     // the common case in one statement and round trip: the agent's current attempt ends (with its
     // catalog rows) and there is no retry to decide; anything else (and a miss) takes the full path
     const simple = !(report.outcome === 'failed' && report.error?.retryable === true);
-    if (simple && await this.completeInOneStatement(orgId, agentId, jobId, report)) {
-      this.events.emitCompleted({ orgId, jobId, agentId, status: report.outcome as JobStatus });
+    const kind = simple ? await this.completeInOneStatement(orgId, agentId, jobId, report) : null;
+    if (kind != null) {
+      this.events.emitCompleted({ orgId, jobId, agentId, status: report.outcome as JobStatus, kind });
       return { duplicate: false, status: report.outcome as JobStatus };
     }
     const outcome = await this.db.withTenant(orgId, async (tx) => {
@@ -221,28 +222,29 @@ export class JobQueueService {
       await appendEvent(tx, orgId, jobId, 'completed', report.outcome === 'failed' ? 'error' : 'info', `${report.outcome} (attempt ${report.attempt})`, {
         completedAttempt: report.attempt, status: report.outcome, error: report.error ?? null,
       });
-      return { duplicate: false, status: report.outcome as JobStatus, changed: true };
+      return { duplicate: false, status: report.outcome as JobStatus, changed: true, kind: job.kind as string | undefined };
     });
-    if (outcome.changed) this.events.emitCompleted({ orgId, jobId, agentId, status: outcome.status });
+    if (outcome.changed) this.events.emitCompleted({ orgId, jobId, agentId, status: outcome.status, kind: 'kind' in outcome ? outcome.kind : undefined });
     return { duplicate: outcome.duplicate, status: outcome.status };
   }
 
   /**
    * Ends the agent's current attempt as `report.outcome` with its `completed` event and the
    * snapshots it reported in the catalog (only for the job's own stores, as `recordSnapshots`), in
-   * one statement; false when the job is not this agent's active attempt (the full path then answers
-   * duplicate or LEASE_LOST) or when the event's sequence number collided (see `lease`).
+   * one statement; answers the job's kind, or null when the job is not this agent's active attempt
+   * (the full path then answers duplicate or LEASE_LOST) or when the event's sequence number
+   * collided (see `lease`).
    */
-  private async completeInOneStatement(orgId: string, agentId: string, jobId: string, report: JobCompleteRequest): Promise<boolean> {
+  private async completeInOneStatement(orgId: string, agentId: string, jobId: string, report: JobCompleteRequest): Promise<string | null> {
     const level = report.outcome === 'failed' ? 'error' : 'info';
     const data = { completedAttempt: report.attempt, status: report.outcome, error: report.error ?? null };
     try {
-      const rows = await this.db.writeStatement<{ id: string }>(orgId, sql`
+      const rows = await this.db.writeStatement<{ kind: string }>(orgId, sql`
         WITH done AS (
           UPDATE jobs SET status = ${report.outcome}, lease_expires_at = NULL, finished_at = now(), updated_at = now(),
                  error = ${report.error == null ? null : JSON.stringify(report.error)}::jsonb, result = ${report.result == null ? null : JSON.stringify(report.result)}::jsonb
           WHERE org_id = ${orgId} AND id = ${jobId} AND agent_id = ${agentId} AND attempt = ${report.attempt} AND status IN ('leased', 'running')
-          RETURNING org_id, id, agent_id, resource_id, store_id, copy_store_id
+          RETURNING org_id, id, kind, agent_id, resource_id, store_id, copy_store_id
         ), cataloged AS (
           INSERT INTO snapshots (org_id, store_id, snapshot_id, resource_id, agent_id, job_id, time, hostname, tags, parent,
                                  total_bytes, file_count, dir_count, new_bytes, stored_bytes, duration_ms)
@@ -260,10 +262,10 @@ export class JobQueueService {
                  'completed', ${level}, ${`${report.outcome} (attempt ${report.attempt})`}, ${JSON.stringify(data)}::jsonb
           FROM done d
         )
-        SELECT id FROM done`);
-      return rows.length === 1;
+        SELECT kind FROM done`);
+      return rows[0]?.kind ?? null;
     } catch (err) {
-      if (sqlState(err) === UNIQUE_VIOLATION) return false;
+      if (sqlState(err) === UNIQUE_VIOLATION) return null;
       throw err;
     }
   }

@@ -35,8 +35,13 @@ export class FollowUpService {
     this.logger = logger;
   }
 
-  /** For event listeners: never throws (a failed follow-up is logged; the completion stands). */
-  onCompleted(orgId: string, jobId: string): void {
+  /**
+   * For event listeners: never throws (a failed follow-up is logged; the completion stands).
+   * When the completion's kind is known, jobs that set nothing off (check, restore, forget, …:
+   * most completions of a fleet) cost no read of the job.
+   */
+  onCompleted(orgId: string, jobId: string, kind?: string): void {
+    if (kind != null && kind !== 'init' && kind !== 'backup') return;
     this.handle(orgId, jobId).catch((err: unknown) => this.logger.error({ err, orgId, jobId }, 'follow-up of a completed job failed'));
   }
 
