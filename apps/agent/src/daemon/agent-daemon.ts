@@ -114,7 +114,7 @@ export class AgentDaemon {
     this.o.log.info('agent started', { url: this.o.client.url, concurrency: this.o.concurrency, version: this.o.version });
     for (const spooled of await this.spool.list((file, why) => this.o.log.error('unreadable spooled result left in place', { file, why }))) {
       this.o.log.info('re-sending a spooled result', { job: spooled.jobId, outcome: spooled.request.outcome });
-      this.deliver(spooled.jobId, spooled.request);
+      void this.deliver(spooled.jobId, spooled.request);
     }
     const heartbeats = this.heartbeatLoop();
     await this.leaseLoop();
@@ -310,12 +310,18 @@ export class AgentDaemon {
       return;
     }
     if (report.outcome !== 'cancelled' && rj.controller.signal.aborted) report = { outcome: 'cancelled' };
-    // the last log lines travel with a final heartbeat (best effort: completion does not carry logs)
-    if (rj.logs.length > 0) await this.sendJobHeartbeat(rj, 1).catch(() => undefined);
     const request: JobCompleteRequest = { attempt: job.attempt, ...report };
+    // spooled first, before any call that may hang on an unresponsive control plane (up to the
+    // request timeout): a crash in that time must not lose the result
     await this.spool.write(job.id, request);
     this.o.log.info('job finished', { job: job.id, kind: job.kind, outcome: report.outcome, ...(report.error ? { error: report.error.code } : {}) });
-    this.deliver(job.id, request);
+    // the last log lines travel with a final heartbeat (best effort: completion does not carry logs)
+    if (rj.logs.length > 0) await this.sendJobHeartbeat(rj, 1).catch(() => undefined);
+    // The slot stays taken until the control plane has the result (or could not be reached):
+    // freeing it at once sent the next lease together with this completion, and the control plane
+    // could lease the next job before recording this one's end — its job history then showed more
+    // of this agent's jobs active at once than --concurrency. Not while stopping: no lease follows.
+    await untilDoneOrAborted(this.deliver(job.id, request), this.stopping.signal);
   }
 
   private async sendJobHeartbeat(rj: RunningJob, maxAttempts: number): Promise<void> {
@@ -393,14 +399,20 @@ export class AgentDaemon {
 
   // ---- results ----
 
-  /** Send a spooled result until the control plane acknowledges it (forever, with backoff), then unspool it. */
-  private deliver(jobId: string, request: JobCompleteRequest): void {
-    if (this.sends.has(jobId)) return;
+  /**
+   * Send a spooled result until the control plane acknowledges it (forever, with backoff), then
+   * unspool it. Resolves once the first attempt is over (delivered, refused, or failed and being
+   * retried); the sending goes on in `sends`.
+   */
+  private deliver(jobId: string, request: JobCompleteRequest): Promise<void> {
+    if (this.sends.has(jobId)) return Promise.resolve();
+    let firstAttemptOver!: () => void;
+    const firstAttempt = new Promise<void>((resolve) => (firstAttemptOver = resolve));
     const p = (async () => {
       let failures = 0;
       while (!this.ending.signal.aborted) {
         try {
-          const answer = await this.o.client.complete(jobId, request, { signal: this.ending.signal });
+          const answer = await this.o.client.complete(jobId, request, { signal: this.ending.signal, maxAttempts: 1 });
           await this.spool.remove(jobId);
           this.o.log.info('result delivered', { job: jobId, duplicate: answer.duplicate });
           return;
@@ -413,17 +425,41 @@ export class AgentDaemon {
             return;
           }
           failures++;
+          firstAttemptOver();
           this.logCallFailure('result not delivered; retrying', err, failures, { job: jobId });
-          await sleep(backoffDelay(failures, this.o.backoff), this.ending.signal);
+          // Nothing renews a finished job's lease (its heartbeats ended with it), so the result must
+          // reach a control plane that is back before that lease runs out, or the job is requeued
+          // and its work done again: retry at least as often as a running job heartbeats, instead
+          // of backing off to the policy's maximum (60 s by default, as long as a default lease).
+          await sleep(Math.min(backoffDelay(failures, this.o.backoff), this.o.jobHeartbeatSeconds * 1000), this.ending.signal);
         }
       }
-    })().finally(() => this.sends.delete(jobId));
+    })().finally(() => {
+      this.sends.delete(jobId);
+      firstAttemptOver();
+    });
     this.sends.set(jobId, p);
+    return firstAttempt;
   }
 
   private logCallFailure(msg: string, err: unknown, failures: number, fields: Record<string, unknown> = {}): void {
     const e = err instanceof ControlPlaneRequestError ? { code: err.code, status: err.status, message: err.message } : { message: err instanceof Error ? err.message : String(err) };
     // the first failure and then every tenth, so an outage does not flood the log
     if (failures === 1 || failures % 10 === 0) this.o.log.warn(msg, { ...fields, failures, ...e });
+  }
+}
+
+/** Resolves when `p` settles or `signal` aborts, whichever is first (and leaves no listener behind). */
+async function untilDoneOrAborted(p: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return;
+  let onAbort!: () => void;
+  const aborted = new Promise<void>((resolve) => {
+    onAbort = resolve;
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    await Promise.race([p, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
 }
