@@ -9,7 +9,7 @@ import { CliError, UsageError } from '../cli/errors.ts';
 import { readAgentIdentity } from '../cli/key-proxy-options.ts';
 import { AgentDaemon } from '../daemon/agent-daemon.ts';
 import { agentConfigPath, agentKeyPath, DEFAULT_DATA_DIR, readAgentConfig, writeAgentConfig } from '../daemon/agent-state.ts';
-import { ControlPlaneClient, ControlPlaneRequestError } from '../daemon/control-plane-client.ts';
+import { ControlPlaneClient, ControlPlaneRequestError, normalizeControlPlaneUrl } from '../daemon/control-plane-client.ts';
 import { JsonLog } from '../daemon/json-log.ts';
 import { writeNewPrivateFile } from './agent-command.ts';
 import { ARCA_VERSION } from './version-command.ts';
@@ -26,6 +26,13 @@ export function registerAgentDaemonCommands(agent: Command, app: CliApp): void {
     .action(
       app.action(async (ctx, command) => {
         const opts = command.opts<{ url: string; token?: string; dataDir?: string; label: Record<string, string> }>();
+        // a malformed --url is a usage error (exit 2), found before anything is written to DIR
+        let url: string;
+        try {
+          url = normalizeControlPlaneUrl(opts.url);
+        } catch (err) {
+          throw new UsageError(`--url: ${err instanceof Error ? err.message : String(err)}`, 'give the control plane\'s address, e.g. --url https://arca.example.com');
+        }
         const token = opts.token ?? ctx.io.env.ARCA_ENROLLMENT_TOKEN;
         if (!token) throw new UsageError('no enrollment token given', 'pass --token arca_enr_… or set ARCA_ENROLLMENT_TOKEN (an administrator creates one in the control plane)');
         if (!token.startsWith(ENROLLMENT_TOKEN_PREFIX)) throw new UsageError(`the enrollment token must start with ${ENROLLMENT_TOKEN_PREFIX}`);
@@ -39,7 +46,7 @@ export function registerAgentDaemonCommands(agent: Command, app: CliApp): void {
           created = true;
         }
         const identity = await readAgentIdentity(keyFile);
-        const client = new ControlPlaneClient({ url: opts.url, identity });
+        const client = new ControlPlaneClient({ url, identity });
         const controller = new AbortController();
         const onSigint = () => controller.abort();
         ctx.io.signals?.once('SIGINT', onSigint);

@@ -48,7 +48,13 @@ export async function readAgentConfig(dataDir: string): Promise<AgentConfig | un
   try {
     text = await readFile(agentConfigPath(dataDir), 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    // the usual cause: the agent runs as another user than the one that enrolled (systemd's User=)
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new Error(`cannot read ${agentConfigPath(dataDir)} (${code}): the data directory must belong to the user the agent runs as (chown -R it, or enroll as that user)`, { cause: err });
+    }
+    if (code === 'ENOTDIR') throw new Error(`${dataDir} is not a directory (give --data-dir the agent's data directory)`, { cause: err });
     throw err;
   }
   return parseAgentConfig(text, agentConfigPath(dataDir));
