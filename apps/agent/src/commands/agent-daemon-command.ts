@@ -10,6 +10,7 @@ import { readAgentIdentity } from '../cli/key-proxy-options.ts';
 import { AgentDaemon } from '../daemon/agent-daemon.ts';
 import { agentConfigPath, agentKeyPath, DEFAULT_DATA_DIR, readAgentConfig, writeAgentConfig } from '../daemon/agent-state.ts';
 import { ControlPlaneClient, ControlPlaneRequestError, normalizeControlPlaneUrl } from '../daemon/control-plane-client.ts';
+import { InventoryDiscovery, parsePostgresTarget, parsePostgresTargets, targetLabel, uniqueTargets, type PostgresTarget } from '../daemon/inventory-discovery.ts';
 import { JsonLog } from '../daemon/json-log.ts';
 import { writeNewPrivateFile } from './agent-command.ts';
 import { ARCA_VERSION } from './version-command.ts';
@@ -92,10 +93,17 @@ export function registerAgentDaemonCommands(agent: Command, app: CliApp): void {
     .option('--data-dir <dir>', `the agent's data directory (env: ARCA_AGENT_DATA_DIR, default ${DEFAULT_DATA_DIR})`)
     .option('--concurrency <n>', `jobs at once (1-${LEASE_MAX_SLOTS})`, (v) => positiveInt(v, '--concurrency', LEASE_MAX_SLOTS), 2)
     .option('--grace-seconds <s>', 'on SIGTERM: how long running jobs may finish before they are cancelled', (v) => positiveInt(v, '--grace-seconds', 86_400, 0), 30)
+    .addOption(
+      new Option('--discover-postgres [host[:port]]', 'report the databases of this PostgreSQL server (repeatable; no value or "local": libpq\'s defaults, e.g. the Unix socket; env: ARCA_AGENT_DISCOVER_POSTGRES, comma-separated)')
+        .preset('local')
+        .argParser(collectPostgresTarget),
+    )
+    .option('--discover-mounts', 'report the mount points of local disk filesystems (ext4, xfs, btrfs, zfs…; env: ARCA_AGENT_DISCOVER_MOUNTS=1)')
     .action(
       app.action(async (ctx, command) => {
-        const opts = command.opts<{ dataDir?: string; concurrency: number; graceSeconds: number }>();
+        const opts = command.opts<{ dataDir?: string; concurrency: number; graceSeconds: number; discoverPostgres?: PostgresTarget[]; discoverMounts?: boolean }>();
         const dataDir = path.resolve(opts.dataDir ?? ctx.io.env.ARCA_AGENT_DATA_DIR ?? DEFAULT_DATA_DIR);
+        const discover = discoveryOptions(opts, ctx.io.env);
         let config;
         try {
           config = await readAgentConfig(dataDir);
@@ -106,6 +114,8 @@ export function registerAgentDaemonCommands(agent: Command, app: CliApp): void {
         const identity = await readAgentIdentity(agentKeyPath(dataDir));
         const log = new JsonLog(ctx.io.stderr, ctx.io.env.ARCA_LOG_LEVEL === 'debug' ? 'debug' : 'info');
         const client = new ControlPlaneClient({ url: config.url, identity, credential: config.credential });
+        const discovery = new InventoryDiscovery({ ...discover, log, env: ctx.io.env });
+        if (discovery.enabled) log.info('inventory discovery', { postgres: discover.postgres.map(targetLabel), mounts: discover.mounts });
         const daemon = new AgentDaemon({
           client,
           identity,
@@ -118,6 +128,7 @@ export function registerAgentDaemonCommands(agent: Command, app: CliApp): void {
           log,
           version: ARCA_VERSION,
           storeAccess: { allowHttp: /^(1|true|yes|on)$/i.test(ctx.io.env.ARCA_KEY_PROXY_ALLOW_HTTP ?? '') },
+          ...(discovery.enabled ? { discovery } : {}),
         });
         const onSignal = () => daemon.stop();
         ctx.io.signals?.on('SIGTERM', onSignal);
@@ -133,14 +144,20 @@ export function registerAgentDaemonCommands(agent: Command, app: CliApp): void {
         }
       }),
     );
-  examples(run, ['arca agent run', 'arca agent run --data-dir ~/.arca-agent --concurrency 4 --grace-seconds 120', 'systemctl enable --now arca-agent   # deploy/systemd/arca-agent.service']);
+  examples(run, [
+    'arca agent run',
+    'arca agent run --data-dir ~/.arca-agent --concurrency 4 --grace-seconds 120',
+    'arca agent run --discover-postgres --discover-postgres db2.internal:5433 --discover-mounts',
+    'systemctl enable --now arca-agent   # deploy/systemd/arca-agent.service']);
   run.addHelpText(
     'after',
     `
 Logs are JSON lines on stderr. Results are written to DIR/spool before they are sent and kept
 until the control plane acknowledged them. SIGTERM stops leasing, lets running jobs finish for
---grace-seconds, then cancels them. DIR/inventory.json ({"resources":[{"kind":"path","path":"/srv"}]})
-is what this agent reports it can protect.`,
+--grace-seconds, then cancels them. What this agent reports it can protect: DIR/inventory.json
+({"resources":[{"kind":"path","path":"/srv"}]}), plus what --discover-postgres and --discover-mounts
+find (looked up every 5 minutes; psql runs with --no-password, credentials come from this agent's
+environment: PGPASSFILE, ~/.pgpass, PGUSER, peer authentication; ARCA_PSQL names another psql).`,
   );
 }
 
@@ -154,6 +171,30 @@ function testTimings(env: Record<string, string | undefined>): { jobHeartbeatSec
   const base = num('ARCA_AGENT_BACKOFF_BASE_MS');
   const max = num('ARCA_AGENT_BACKOFF_MAX_MS');
   return { ...(hb ? { jobHeartbeatSeconds: hb } : {}), ...(base || max ? { backoff: { baseMs: base ?? 1000, maxMs: max ?? 60_000 } } : {}) };
+}
+
+/**
+ * What to discover: the flags if any is given, else ARCA_AGENT_DISCOVER_POSTGRES and
+ * ARCA_AGENT_DISCOVER_MOUNTS (a fleet sets them once in the service's environment). Off by default.
+ */
+function discoveryOptions(opts: { discoverPostgres?: PostgresTarget[]; discoverMounts?: boolean }, env: Record<string, string | undefined>): { postgres: PostgresTarget[]; mounts: boolean } {
+  let postgres = opts.discoverPostgres;
+  if (postgres === undefined) {
+    try {
+      postgres = parsePostgresTargets(env.ARCA_AGENT_DISCOVER_POSTGRES ?? '');
+    } catch (err) {
+      throw new UsageError(`ARCA_AGENT_DISCOVER_POSTGRES: ${(err as Error).message}`, 'use a comma-separated list of local, HOST, HOST:PORT, [IPV6]:PORT or /socket/dir');
+    }
+  }
+  return { postgres: uniqueTargets(postgres), mounts: opts.discoverMounts ?? /^(1|true|yes|on)$/i.test(env.ARCA_AGENT_DISCOVER_MOUNTS ?? '') };
+}
+
+function collectPostgresTarget(value: string, previous: PostgresTarget[] | undefined): PostgresTarget[] {
+  try {
+    return [...(previous ?? []), parsePostgresTarget(value)];
+  } catch (err) {
+    throw new UsageError(`--discover-postgres ${(err as Error).message}`, 'use local, HOST, HOST:PORT, [IPV6]:PORT or /socket/dir (repeat the option for several servers)');
+  }
 }
 
 function collectLabel(value: string, previous: Record<string, string>): Record<string, string> {

@@ -15,6 +15,7 @@ import {
 import { decodeJobToken } from '@arca/engine';
 import { backoffDelay, DEFAULT_BACKOFF, sleep, type BackoffPolicy } from './backoff.ts';
 import { ControlPlaneRequestError, type ControlPlaneClient } from './control-plane-client.ts';
+import { INVENTORY_MAX_RESOURCES, mergeInventory, type InventoryDiscovery } from './inventory-discovery.ts';
 import type { OpenedStore } from './job-store-access.ts';
 import { runJob as defaultRunJob, type JobContext, type JobReport } from './job-runners.ts';
 import type { JsonLog } from './json-log.ts';
@@ -45,6 +46,8 @@ export interface AgentDaemonOptions {
   log: JsonLog;
   version: string;
   storeAccess: { allowHttp: boolean; retryBudgetMs?: number };
+  /** what is reported besides DIR/inventory.json (`--discover-postgres`, `--discover-mounts`); none: inventory.json alone */
+  discovery?: InventoryDiscovery;
   /** tests: replace the engine-backed runners */
   runJob?: (ctx: JobContext) => Promise<JobReport>;
 }
@@ -68,7 +71,7 @@ const SIGNAL_AWARE = new Set(['backup', 'replicate']);
 const FINAL_RESULT_CODES = new Set<string>([AgentApiErrorCode.LeaseLost, AgentApiErrorCode.NotFound, AgentApiErrorCode.BadRequest, AgentApiErrorCode.TooLarge]);
 
 export class AgentDaemon {
-  private readonly o: Required<Omit<AgentDaemonOptions, 'runJob'>> & { runJob: (ctx: JobContext) => Promise<JobReport> };
+  private readonly o: Required<Omit<AgentDaemonOptions, 'runJob' | 'discovery'>> & { runJob: (ctx: JobContext) => Promise<JobReport>; discovery?: InventoryDiscovery };
   private readonly spool: ResultSpool;
   private readonly jobs = new Map<string, RunningJob>();
   private readonly sends = new Map<string, Promise<void>>();
@@ -194,21 +197,27 @@ export class AgentDaemon {
     };
   }
 
-  /** What this agent can protect: DIR/inventory.json (`{ resources: [...] }`), sent when it changes. */
+  /**
+   * What this agent can protect: DIR/inventory.json (`{ resources: [...] }`) and what discovery
+   * found, deduplicated and sorted, sent when it changes.
+   */
   private async reportInventory(): Promise<void> {
-    let resources: InventoryResource[] = [];
+    let explicit: InventoryResource[] = [];
     try {
-      resources = inventoryRequestSchema.parse(JSON.parse(await readFile(path.join(this.o.dataDir, 'inventory.json'), 'utf8'))).resources;
+      explicit = inventoryRequestSchema.parse(JSON.parse(await readFile(path.join(this.o.dataDir, 'inventory.json'), 'utf8'))).resources;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        this.o.log.warn('inventory.json is not valid: reporting an empty inventory', { why: err instanceof Error ? err.message.slice(0, 200) : 'invalid' });
+        this.o.log.warn('inventory.json is not valid: reporting the discovered resources only (if any)', { why: err instanceof Error ? err.message.slice(0, 200) : 'invalid' });
       }
     }
+    const discovered = this.o.discovery ? await this.o.discovery.resources() : [];
+    const { resources, dropped } = mergeInventory(explicit, discovered);
     const text = JSON.stringify(resources);
     if (text === this.lastInventory) return;
+    if (dropped > 0) this.o.log.warn(`the inventory holds at most ${INVENTORY_MAX_RESOURCES} resources: some discovered ones are not reported`, { dropped });
     await this.o.client.inventory({ resources }, { signal: this.ending.signal, maxAttempts: 1 });
     this.lastInventory = text;
-    this.o.log.info('inventory reported', { resources: resources.length });
+    this.o.log.info('inventory reported', { resources: resources.length, ...(this.o.discovery ? { discovered: discovered.length } : {}) });
   }
 
   // ---- leasing ----
