@@ -73,7 +73,7 @@ describe('job queue (docs/fleet.md §4)', () => {
     expect(await q2.complete(orgA, agentA, id, { attempt: 1, outcome: 'succeeded' })).toEqual({ duplicate: true, status: 'succeeded' });
     await expect(q1.complete(orgA, agentA, id, { attempt: 2, outcome: 'succeeded' })).rejects.toBeInstanceOf(LeaseLostError);
     expect(await eventKinds(orgA, id)).toEqual(['queued', 'leased', 'running', 'log', 'completed']);
-    expect(completed.filter((c) => c.jobId === id)).toEqual([{ orgId: orgA, jobId: id, agentId: agentA, status: 'succeeded' }]);
+    expect(completed.filter((c) => c.jobId === id)).toEqual([{ orgId: orgA, jobId: id, agentId: agentA, status: 'succeeded', kind: 'check' }]);
     off();
   });
 
