@@ -7,12 +7,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { writeFile } from 'node:fs/promises';
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InventoryResource } from '@arca/contracts';
 import { runArca, tempDir, type RunResult } from './helpers.ts';
-import { PG_ENV, PG_HOST, PG_PORT, PG_USER, psql } from './postgres-support.ts';
+import { closedPort, PG_ENV, PG_HOST, PG_PORT, PG_USER, psql } from './postgres-support.ts';
 
 /** The agent API as far as an idle agent uses it; records inventories and counts heartbeats. */
 class StubControlPlane {
@@ -55,14 +55,6 @@ function body(req: IncomingMessage): Promise<string> {
     req.on('data', (d: Buffer) => parts.push(d));
     req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
   });
-}
-
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 describe('arca agent run: inventory discovery options', () => {

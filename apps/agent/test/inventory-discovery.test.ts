@@ -5,7 +5,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,7 +20,7 @@ import {
   targetLabel,
 } from '../src/daemon/inventory-discovery.ts';
 import { JsonLog } from '../src/daemon/json-log.ts';
-import { PG_ENV, PG_HOST, PG_PORT, PG_USER, psql } from './postgres-support.ts';
+import { closedPort, PG_ENV, PG_HOST, PG_PORT, PG_USER, psql } from './postgres-support.ts';
 
 interface LogLine {
   level: string;
@@ -35,15 +34,6 @@ interface LogLine {
 function collectingLog(): { log: JsonLog; lines: LogLine[] } {
   const lines: LogLine[] = [];
   return { log: new JsonLog({ write: (l: string) => lines.push(JSON.parse(l) as LogLine) }, 'debug'), lines };
-}
-
-/** A TCP port on 127.0.0.1 that nothing listens on (bound, then closed). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 const pg = (database: string): InventoryResource => ({ kind: 'postgres', database, host: PG_HOST, port: PG_PORT });

@@ -1,4 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
+import net from 'node:net';
 
 /**
  * The test PostgreSQL server: ARCA_TEST_DATABASE_URL (default: the build machines' local Postgres
@@ -50,3 +51,12 @@ export const ORDERS_TABLE_SQL = `CREATE TABLE orders (id int PRIMARY KEY, name t
   INSERT INTO orders SELECT g, 'order ' || g || ' – ünïcode', g * 1.25, sha256(g::text::bytea) FROM generate_series(1, 5000) g;
   CREATE INDEX orders_name ON orders (name);`;
 export const ORDERS_ROWS_SQL = 'SELECT id, name, amount::text, encode(payload, \'hex\') FROM orders ORDER BY id';
+
+/** A TCP port on 127.0.0.1 that nothing listens on (bound, then closed). */
+export async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}

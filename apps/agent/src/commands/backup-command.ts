@@ -100,41 +100,25 @@ export function registerBackupCommand(program: Command, app: CliApp): void {
         // count files and bytes alongside the backup, for the percentage and ETA
         if (bar) scanner = startSourceScan(paths, { ...(opts.oneFileSystem ? { oneFileSystem: true } : {}), onUpdate: draw });
 
-        // First Ctrl-C: stop reading, finish what is in flight and save its index, so the next run
-        // resumes from it; a second Ctrl-C quits at once (ctx.interruptible below).
-        const controller = new AbortController();
-        const firstSigint = () => {
-          ctx.out.warn('interrupting: saving what was read so far (Ctrl-C again to quit at once)');
-          controller.abort();
-        };
-        ctx.io.signals?.once('SIGINT', firstSigint);
-        const work = backup(store, {
-          paths,
-          signal: controller.signal,
-          ...(opts.exclude ? { excludes: opts.exclude } : {}),
-          ...(opts.excludeFile ? { excludeFiles: opts.excludeFile } : {}),
-          ...(opts.oneFileSystem ? { oneFileSystem: true } : {}),
-          ...(opts.tag ? { tags: opts.tag } : {}),
-          ...(opts.host ? { hostname: opts.host } : {}),
-          ...(opts.parent ? { parent: opts.parent } : {}),
-          ...(opts.force ? { force: true } : {}),
-          onProgress: (p) => {
-            progress = p;
-            draw();
-          },
-          onWarning: (w) => ctx.out.warn(`skipped ${w.path}: ${w.message}`),
-        });
         let result;
         try {
-          result = await ctx.interruptible(
-            work.catch((err: unknown) => {
-              throw isArcaError(err, ArcaErrorCode.Interrupted) ? new InterruptedError(BACKUP_INTERRUPTED) : err;
-            }),
-            BACKUP_INTERRUPTED,
-            2,
-          );
+          result = await runInterruptibly(ctx, (signal) => backup(store, {
+            paths,
+            signal,
+            ...(opts.exclude ? { excludes: opts.exclude } : {}),
+            ...(opts.excludeFile ? { excludeFiles: opts.excludeFile } : {}),
+            ...(opts.oneFileSystem ? { oneFileSystem: true } : {}),
+            ...(opts.tag ? { tags: opts.tag } : {}),
+            ...(opts.host ? { hostname: opts.host } : {}),
+            ...(opts.parent ? { parent: opts.parent } : {}),
+            ...(opts.force ? { force: true } : {}),
+            onProgress: (p) => {
+              progress = p;
+              draw();
+            },
+            onWarning: (w) => ctx.out.warn(`skipped ${w.path}: ${w.message}`),
+          }));
         } finally {
-          ctx.io.signals?.off('SIGINT', firstSigint);
           scanner?.scan.cancel();
           ctx.stopProgress(bar);
         }
@@ -201,6 +185,30 @@ function printResult(ctx: CliContext, result: BackupResult): number {
  * `--stdin` / `--stdin-from-command`: one stream into one file of the snapshot. A command runs
  * without a shell; whatever happens to the backup, it does not outlive it.
  */
+/**
+ * Runs a backup under the CLI's Ctrl-C rules: the first Ctrl-C stops reading, finishes what is in
+ * flight and saves its index, so the next run resumes from it; a second one quits at once.
+ */
+async function runInterruptibly(ctx: CliContext, start: (signal: AbortSignal) => Promise<BackupResult>): Promise<BackupResult> {
+  const controller = new AbortController();
+  const firstSigint = () => {
+    ctx.out.warn('interrupting: saving what was read so far (Ctrl-C again to quit at once)');
+    controller.abort();
+  };
+  ctx.io.signals?.once('SIGINT', firstSigint);
+  try {
+    return await ctx.interruptible(
+      start(controller.signal).catch((err: unknown) => {
+        throw isArcaError(err, ArcaErrorCode.Interrupted) ? new InterruptedError(BACKUP_INTERRUPTED) : err;
+      }),
+      BACKUP_INTERRUPTED,
+      2,
+    );
+  } finally {
+    ctx.io.signals?.off('SIGINT', firstSigint);
+  }
+}
+
 async function backupStreamAction(
   ctx: CliContext,
   store: Store,
@@ -213,36 +221,24 @@ async function backupStreamAction(
     child = spawnCommandSource(source.command, source.args);
     ctx.onCleanup(() => child!.kill());
   }
-  const controller = new AbortController();
-  const firstSigint = () => {
-    ctx.out.warn('interrupting: saving what was read so far (Ctrl-C again to quit at once)');
-    controller.abort();
-  };
-  ctx.io.signals?.once('SIGINT', firstSigint);
-  const common: BackupCommonOptions = {
-    signal: controller.signal,
-    ...(opts.tag ? { tags: opts.tag } : {}),
-    ...(opts.host ? { hostname: opts.host } : {}),
-    ...(opts.parent ? { parent: opts.parent } : {}),
-    onProgress: (p: BackupProgress) => bar?.update({ done: p.bytesDone, total: undefined, detail: 'reading the stream' }),
-  };
-  const work = backupStream(store, {
-    ...common,
-    path: source.name,
-    stream: child ? child.stream : (ctx.io.stdin as AsyncIterable<Uint8Array>),
-    ...(child ? { finished: () => child.finished() } : {}),
-  });
   let result;
   try {
-    result = await ctx.interruptible(
-      work.catch((err: unknown) => {
-        throw isArcaError(err, ArcaErrorCode.Interrupted) ? new InterruptedError(BACKUP_INTERRUPTED) : err;
-      }),
-      BACKUP_INTERRUPTED,
-      2,
-    );
+    result = await runInterruptibly(ctx, (signal) => {
+      const common: BackupCommonOptions = {
+        signal,
+        ...(opts.tag ? { tags: opts.tag } : {}),
+        ...(opts.host ? { hostname: opts.host } : {}),
+        ...(opts.parent ? { parent: opts.parent } : {}),
+        onProgress: (p: BackupProgress) => bar?.update({ done: p.bytesDone, total: undefined, detail: 'reading the stream' }),
+      };
+      return backupStream(store, {
+        ...common,
+        path: source.name,
+        stream: child ? child.stream : (ctx.io.stdin as AsyncIterable<Uint8Array>),
+        ...(child ? { finished: () => child.finished() } : {}),
+      });
+    });
   } finally {
-    ctx.io.signals?.off('SIGINT', firstSigint);
     ctx.stopProgress(bar);
     child?.kill();
   }

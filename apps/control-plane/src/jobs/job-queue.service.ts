@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import { columnList, jobEvents, jobs, resultRows, rowFromDriver, snapshots, stores, type Database, type JobRow, type JobStatus, type StoreRow, type TenantTx } from '@arca/db';
 import type { JobCompleteRequest, JobLogLine, Progress } from '@arca/contracts';
 import { AgentApiErrorCode } from '@arca/contracts';
@@ -89,16 +89,7 @@ export class JobQueueService {
   private async leaseInOneStatement(orgId: string, agentId: string, slots: number): Promise<LeasedJobRow[]> {
     const leaseS = this.config.fleet.leaseSeconds;
     const raw = await this.db.writeStatement<Record<string, unknown>>(orgId, sql`
-      WITH picked AS (
-        SELECT id FROM jobs
-        WHERE org_id = ${orgId} AND agent_id = ${agentId} AND status = 'queued' AND run_after <= now()
-        ORDER BY priority, created_at
-        LIMIT ${slots}
-        FOR UPDATE SKIP LOCKED
-      ), leased AS (
-        UPDATE jobs SET status = 'leased', lease_expires_at = now() + make_interval(secs => ${leaseS}), updated_at = now()
-        FROM picked WHERE jobs.org_id = ${orgId} AND jobs.id = picked.id
-        RETURNING jobs.*
+      WITH leased AS (${leaseReadyJobs(orgId, agentId, slots, leaseS)} RETURNING jobs.*
       ), logged AS (
         INSERT INTO job_events (org_id, job_id, seq, kind, level, message, data)
         SELECT l.org_id, l.id, (SELECT coalesce(max(e.seq), 0) + 1 FROM job_events e WHERE e.org_id = l.org_id AND e.job_id = l.id),
@@ -121,17 +112,7 @@ export class JobQueueService {
   private async leaseStepByStep(orgId: string, agentId: string, slots: number): Promise<LeasedJobRow[]> {
     const leaseS = this.config.fleet.leaseSeconds;
     return this.db.withTenant(orgId, async (tx) => {
-      const rows = resultRows<{ id: string }>(await tx.execute(sql`
-        WITH picked AS (
-          SELECT id FROM jobs
-          WHERE org_id = ${orgId} AND agent_id = ${agentId} AND status = 'queued' AND run_after <= now()
-          ORDER BY priority, created_at
-          LIMIT ${slots}
-          FOR UPDATE SKIP LOCKED
-        )
-        UPDATE jobs SET status = 'leased', lease_expires_at = now() + make_interval(secs => ${leaseS}), updated_at = now()
-        FROM picked WHERE jobs.org_id = ${orgId} AND jobs.id = picked.id
-        RETURNING jobs.id`));
+      const rows = resultRows<{ id: string }>(await tx.execute(sql`${leaseReadyJobs(orgId, agentId, slots, leaseS)} RETURNING jobs.id`));
       if (rows.length === 0) return [];
       const ids = rows.map((r) => r.id);
       const leased = await tx.select().from(jobs).where(and(eq(jobs.orgId, orgId), inArray(jobs.id, ids)));
@@ -356,6 +337,23 @@ export class JobQueueService {
     if (values.length === 0) return;
     await tx.insert(snapshots).values(values).onConflictDoNothing();
   }
+}
+
+/**
+ * The UPDATE that leases up to `slots` of the agent's ready jobs (priority, then age; rows another
+ * transaction holds are skipped), without its RETURNING clause.
+ */
+function leaseReadyJobs(orgId: string, agentId: string, slots: number, leaseSeconds: number): SQL {
+  return sql`
+    UPDATE jobs SET status = 'leased', lease_expires_at = now() + make_interval(secs => ${leaseSeconds}), updated_at = now()
+    FROM (
+      SELECT id FROM jobs
+      WHERE org_id = ${orgId} AND agent_id = ${agentId} AND status = 'queued' AND run_after <= now()
+      ORDER BY priority, created_at
+      LIMIT ${slots}
+      FOR UPDATE SKIP LOCKED
+    ) AS picked
+    WHERE jobs.org_id = ${orgId} AND jobs.id = picked.id`;
 }
 
 async function lockActive(tx: TenantTx, orgId: string, agentId: string, jobId: string, attempt: number): Promise<JobRow> {
